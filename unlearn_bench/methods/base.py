@@ -1,0 +1,86 @@
+"""What every unlearning method shares: the batch it receives and the registry it joins.
+
+A method is one class in one file with a frozen config dataclass and ``loss(model, batch)``.
+Shared arithmetic lives as pure functions in :mod:`unlearn_bench.methods.losses`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from unlearn_bench.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+# Parts of an unlearning batch a method may ask for (``Method.needs``):
+#   "forget"   forget question + forget answer (always present)
+#   "retain"   retain / normal question + answer
+#   "idk"      forget question + a refusal template answer (IdkPO / DPO, FLAT)
+#   "mismatch" forget question + a random normal answer (GA+Mismatch)
+#   "reference" a frozen copy theta0 of the starting model
+BATCH_PARTS = ("forget", "retain", "idk", "mismatch")
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded token ids with answer-only labels (-100 elsewhere).
+
+    ``attention_mask`` comes from sequence lengths, never from ``input_ids != pad_id``, because
+    some models (SmolLM2) pad with their end-of-turn token, which also occurs inside prompts.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device: Any) -> TokenBatch:
+        return TokenBatch(
+            self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device)
+        )
+
+
+@dataclass
+class UnlearnBatch:
+    """One optimisation step's data, by part name (see ``BATCH_PARTS``)."""
+
+    parts: dict[str, TokenBatch] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> TokenBatch:
+        return self.parts[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.parts
+
+    def to(self, device: Any) -> UnlearnBatch:
+        return UnlearnBatch({k: v.to(device) for k, v in self.parts.items()})
+
+
+class Method:
+    """Base for unlearning methods: holds config, the optional frozen reference and step logs."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset({"forget"})
+    config_cls: ClassVar[type]
+
+    def __init__(self, config: Any, reference: torch.nn.Module | None = None) -> None:
+        if "reference" in self.needs_for(config) and reference is None:
+            raise ValueError(f"method {self.name!r} needs a frozen reference model")
+        self.config = config
+        self.reference = reference
+        # Scalars the trainer writes into the training log after each step (forget loss, ...).
+        self.logs: dict[str, float] = {}
+
+    @classmethod
+    def needs_for(cls, config: Any) -> frozenset[str]:
+        """Batch parts (and "reference") this method needs under ``config``; override when a
+        config option changes them (e.g. a KL retain term needs the reference model).
+        """
+        return cls.needs
+
+    def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        raise NotImplementedError
+
+
+METHODS: Registry[type[Method]] = Registry("method")

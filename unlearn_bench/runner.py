@@ -1,0 +1,300 @@
+"""The protocol as small named steps: plan -> finetune -> unlearn -> evaluate -> score -> write.
+
+One ``run`` makes a group of run records under ``runs/<group>/``: the finetuned target model,
+the retain (oracle) model, and one record per unlearning method, each an ordinary run record.
+Every step is timed; finished stages are reused on a rerun (checkpoints and responses are
+content-addressed in the user cache), and an interrupted group resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlearn_bench.config import RunConfig
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.runs import RunRecord
+from unlearn_bench.scoring import RunView, finalize_results
+from unlearn_bench.tasks import TaskSpec, find_task, load_task_data, parse_task
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Subject:
+    """One model to evaluate: a row of the leaderboard."""
+
+    label: str
+    role: str  # "base", "target", "retain" or "unlearned"
+    model_path: str = ""
+    method: dict[str, Any] | None = None
+    record: RunRecord | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Timer:
+    echo: Echo
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.echo(f"==> {name}")
+        start = time.perf_counter()
+        yield
+        took = time.perf_counter() - start
+        self.seconds[name] = self.seconds.get(name, 0.0) + took
+        self.echo(f"    {name}: {took:.1f} s")
+
+
+@dataclass
+class Plan:
+    config: RunConfig
+    spec: TaskSpec
+    splits: dict[str, list[dict]]
+    group_dir: Path
+    group_id: str
+
+
+def plan(config: RunConfig) -> Plan:
+    """Validate everything that can be checked before any model is loaded."""
+    from unlearn_bench.backends.base import BACKENDS
+    from unlearn_bench.models import resolve_model
+    from unlearn_bench.stages import build_method
+
+    spec = parse_task(find_task(config.task))
+    backend_cls = BACKENDS.get(config.backend)
+    # A task whose requirements the backend lacks is refused here, before any work.
+    missing = set(spec.requires) - set(backend_cls.capabilities)
+    if missing:
+        raise UnlearnBenchError(
+            f"backend {config.backend!r} lacks {sorted(missing)} required by task {spec.name!r}"
+        )
+    for ucfg in config.unlearn:
+        build_method(ucfg)
+    labels = [u.label or u.method for u in config.unlearn]
+    if len(set(labels)) != len(labels):
+        raise UnlearnBenchError(f"two unlearning entries share a label: {labels}; set 'label'")
+    resolve_model(config.model) if config.model != "smollm2-135m" else None
+    splits = load_task_data(spec, config.data_dir)
+    group_id = config.run_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    group_dir = Path(config.runs_dir) / group_id
+    if (group_dir / "GROUP.json").is_file() and json.loads(
+        (group_dir / "GROUP.json").read_text()
+    ).get("status") == "finished":
+        raise UnlearnBenchError(
+            f"run directory {group_dir} already holds a finished run; choose another --run-id"
+        )
+    return Plan(config, spec, splits, group_dir, group_id)
+
+
+def _fingerprint(config: RunConfig, subject: Subject) -> str:
+    payload = config.to_dict()
+    for volatile in ("run_id", "runs_dir", "leaderboards_dir", "eval"):
+        payload.pop(volatile, None)
+    payload["subject"] = [subject.label, subject.role]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
+
+
+def _open_record(p: Plan, subject: Subject) -> RunRecord:
+    fields = {
+        "group": p.group_id,
+        "role": subject.role,
+        "label": subject.label,
+        "method": subject.method,
+        "task": {
+            "name": p.spec.name,
+            "version": p.spec.version,
+            "fingerprint": p.spec.fingerprint(),
+            "path": p.spec.path,
+        },
+        "config": p.config.to_dict(),
+        "seed": p.config.seed,
+        "fingerprint": _fingerprint(p.config, subject),
+    }
+    root = p.group_dir / subject.label
+    record = RunRecord(root)
+    if record.is_finished():
+        return record
+    return RunRecord.open_or_create(root, f"{p.group_id}/{subject.label}", fields)
+
+
+def make_backend(config: RunConfig, model_path: str) -> Any:
+    from unlearn_bench.backends.base import BACKENDS
+    from unlearn_bench.backends.cache import CachedBackend
+
+    backend_cls = BACKENDS.get(config.backend)
+    backend = backend_cls(
+        model_path, device=config.device, dtype=config.dtype, batch_size=config.eval.batch_size,
+        trust_remote_code=config.trust_remote_code,
+    )  # fmt: skip
+    return CachedBackend(backend) if config.cache else backend
+
+
+def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
+    """Collect observations and per-set scores for one model (skipped when already done)."""
+    from unlearn_bench.evaluate import SCORED_TOKENS, collect_observations, score_samples
+
+    record = subject.record
+    assert record is not None
+    if record.is_finished() or record.stage("evaluate"):
+        return
+    with timer.stage(f"evaluate {subject.label}"):
+        start = time.perf_counter()
+        backend = make_backend(p.config, subject.model_path)
+        try:
+            limit = p.config.eval.limit
+            sets = {
+                name: p.splits[e.split][: e.limit][:limit] for name, e in p.spec.evaluation.items()
+            }
+            samples = collect_observations(backend, p.spec, sets, p.config.eval.max_new_tokens)
+            set_results = score_samples(p.spec, samples)
+            identity = backend.identity()
+            stats = dataclasses.asdict(backend.stats)
+            hits = getattr(backend, "hits", None)
+        finally:
+            backend.close()
+        record.write_samples(p.spec.name, [s for group in samples.values() for s in group])
+        record.update_header(backend=identity, scored_tokens=SCORED_TOKENS, set_results=set_results)
+        record.mark_stage(
+            "evaluate", time.perf_counter() - start, backend_stats=stats, cache_hits=hits
+        )
+
+
+def _model_hash(path: str) -> str:
+    """Content hash of a local model; a hub id stands for itself (its revision is pinned)."""
+    from unlearn_bench.models import weights_hash
+
+    return weights_hash(Path(path)) if Path(path).is_dir() else f"hub:{path}"
+
+
+def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
+    """Finetune target and retain models (cached) and build the subject list."""
+    from unlearn_bench.models import resolve_model
+    from unlearn_bench.stages import finetune
+
+    config = p.config
+    with timer.stage(f"resolve model {config.model}"):
+        base_path = resolve_model(config.model).load_path
+        base_hash = _model_hash(base_path)
+    subjects: list[Subject] = []
+    if config.finetune is None:
+        target = Subject("target", "base", base_path)
+    else:
+        with timer.stage("finetune target on " + p.spec.splits.full):
+            ckpt = finetune(
+                base_path,
+                base_hash,
+                p.spec,
+                p.splits[p.spec.splits.full],
+                p.spec.splits.full,
+                config.finetune,
+                config.seed,
+                config.trust_remote_code,
+            )
+        target = Subject("target", "target", str(ckpt.path), info={"cached": ckpt.cached})
+        if config.retain_model:
+            with timer.stage("finetune retain on " + p.spec.splits.retain):
+                ckpt = finetune(
+                    base_path,
+                    base_hash,
+                    p.spec,
+                    p.splits[p.spec.splits.retain],
+                    p.spec.splits.retain,
+                    config.finetune,
+                    config.seed,
+                    config.trust_remote_code,
+                )
+            subjects.append(
+                Subject("retain", "retain", str(ckpt.path), info={"cached": ckpt.cached})
+            )
+    subjects.insert(0, target)
+    return subjects
+
+
+def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
+    from unlearn_bench.stages import unlearn
+
+    out: list[Subject] = []
+    if not p.config.unlearn:
+        return out
+    target_hash = _model_hash(target.model_path)
+    for ucfg in p.config.unlearn:
+        label = ucfg.label or ucfg.method
+        with timer.stage(f"unlearn {label}"):
+            ckpt = unlearn(
+                target.model_path,
+                target_hash,
+                p.spec,
+                p.splits,
+                ucfg,
+                p.config.seed,
+                p.config.trust_remote_code,
+            )
+        subject = Subject(
+            label,
+            "unlearned",
+            str(ckpt.path),
+            method=dataclasses.asdict(ucfg),
+            info={"cached": ckpt.cached, "train_log": str(ckpt.log_path)},
+        )
+        out.append(subject)
+    return out
+
+
+def run_protocol(
+    config: RunConfig, echo: Echo = print
+) -> tuple[Path, list[RunRecord], dict[str, float]]:
+    """Run the whole protocol; returns the group folder, its run records and stage seconds."""
+    timer = Timer(echo)
+    with timer.stage("plan"):
+        p = plan(config)
+    p.group_dir.mkdir(parents=True, exist_ok=True)
+    group_file = p.group_dir / "GROUP.json"
+    from unlearn_bench.paths import atomic_write_json
+
+    atomic_write_json(group_file, {"status": "running", "config": config.to_dict()})
+    subjects = train_subjects(p, timer)
+    subjects += unlearn_subjects(p, subjects[0], timer)
+    records = []
+    for subject in subjects:
+        subject.record = _open_record(p, subject)
+        subject.record.update_header(
+            model_path=subject.model_path, stage_info=subject.info
+        ) if not subject.record.is_finished() else None
+        evaluate_subject(p, subject, timer)
+        records.append(subject.record)
+    with timer.stage("score"):
+        reference = _reference_view(p, subjects)
+        for subject in subjects:
+            assert subject.record is not None
+            if not subject.record.is_finished():
+                finalize_results(subject.record, p.spec, reference)
+    atomic_write_json(
+        group_file,
+        {
+            "status": "finished",
+            "config": config.to_dict(),
+            "seconds": timer.seconds,
+            "runs": [r.run_id for r in records],
+        },
+    )
+    return p.group_dir, records, timer.seconds
+
+
+def _reference_view(p: Plan, subjects: list[Subject]) -> RunView | None:
+    if p.config.reference:
+        return RunView.load(RunRecord(Path(p.config.reference)), p.spec.name)
+    for subject in subjects:
+        if subject.role == "retain" and subject.record is not None:
+            return RunView.load(subject.record, p.spec.name)
+    return None

@@ -1,0 +1,206 @@
+"""Task specs: strict parsing and validation of ``tasks/**/*.yaml``, and loading their data.
+
+A task file names its data source, prompt format, evaluation sets with their metrics, the
+derived metrics, and what it ``requires`` of a backend. One inheritance mechanism: ``include``
+names a base file (relative path) whose mapping is deep-merged under this one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlearn_bench.config import _build
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.registry import Registry
+from unlearn_bench.yaml_strict import load_yaml
+
+TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+CAPABILITIES = ("logprobs", "generate", "vocab_stats", "grad")
+
+Record = dict[str, Any]
+DataSource = Callable[[dict[str, Any], Path | None], dict[str, list[Record]]]
+DATA_SOURCES: Registry[DataSource] = Registry("data source")
+DATA_SOURCES.register_lazy(
+    "builtin:synthetic_people", "unlearn_bench.data_sources:synthetic_people"
+)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    style: str = "chat"  # "chat": the model's chat template; "tags": explicit tags below
+    system: str | None = None  # None keeps the chat template's own default system prompt
+    question_tag: str = "Question: "
+    answer_tag: str = "\nAnswer: "
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    max_new_tokens: int = 64
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SplitsSpec:
+    """Which data splits play which role in the unlearning protocol."""
+
+    full: str = "full"
+    retain: str = "retain"
+    forget: str = "forget"
+    holdout: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalSetSpec:
+    split: str
+    metrics: list[str]
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    version: int
+    data: DataSpec
+    evaluation: dict[str, EvalSetSpec]
+    description: str = ""
+    include: str | None = None
+    prompt: PromptSpec = field(default_factory=PromptSpec)
+    generation: GenerationSpec = field(default_factory=GenerationSpec)
+    splits: SplitsSpec = field(default_factory=SplitsSpec)
+    requires: list[str] = field(default_factory=lambda: ["logprobs", "generate"])
+    derived: list[str] = field(default_factory=list)
+    path: str = ""
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the data or the scores (cache keys, run headers)."""
+        payload = dataclasses.asdict(self)
+        payload.pop("path", None)
+        payload.pop("description", None)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise UnlearnBenchError(f"{path}: include cycle")
+    data = load_yaml(path)
+    include = data.get("include")
+    if include:
+        base = _read_with_includes((path.parent / include).resolve(), (*seen, path))
+        data = _deep_merge(base, data)
+    return data
+
+
+def parse_task(path: str | Path) -> TaskSpec:
+    """Parse and validate one task file; every problem is a one-line error naming the file."""
+    path = Path(path).resolve()
+    data = _read_with_includes(path)
+    data["evaluation"] = {
+        name: _build(EvalSetSpec, spec, f"{path.name}: evaluation.{name}")
+        for name, spec in (data.get("evaluation") or {}).items()
+    }
+    data.setdefault("path", str(path))
+    try:
+        spec: TaskSpec = _build(TaskSpec, data, path.name)
+    except UnlearnBenchError as exc:
+        raise UnlearnBenchError(str(exc)) from None
+    _validate(spec, path)
+    return spec
+
+
+def _validate(spec: TaskSpec, path: Path) -> None:
+    from unlearn_bench.metrics import DERIVED_METRICS, METRICS
+
+    where = path.name
+    if spec.data.source not in DATA_SOURCES:
+        raise UnlearnBenchError(f"{where}: unknown data source {spec.data.source!r}")
+    if spec.prompt.style not in ("chat", "tags"):
+        raise UnlearnBenchError(f"{where}: prompt.style must be 'chat' or 'tags'")
+    for cap in spec.requires:
+        if cap not in CAPABILITIES:
+            raise UnlearnBenchError(f"{where}: unknown capability {cap!r} in requires")
+    if not spec.evaluation:
+        raise UnlearnBenchError(f"{where}: evaluation must name at least one eval set")
+    for set_name, eval_set in spec.evaluation.items():
+        for metric_name in eval_set.metrics:
+            metric = METRICS.get(metric_name)
+            missing = metric.capabilities - set(spec.requires)
+            if missing:
+                raise UnlearnBenchError(
+                    f"{where}: metric {metric_name!r} in {set_name} needs "
+                    f"{sorted(missing)} but the task requires only {spec.requires}"
+                )
+    for name in spec.derived:
+        DERIVED_METRICS.get(name)
+
+
+def find_task(name_or_path: str) -> Path:
+    """Resolve a task name (searched under tasks/ and $UNLEARN_BENCH_TASKS) or a file path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise UnlearnBenchError(f"task file not found: {candidate}")
+        return candidate
+    for root in task_roots():
+        matches = sorted(root.rglob(f"{name_or_path}.yaml"))
+        if matches:
+            return matches[0]
+    known = ", ".join(sorted(p.stem for p in all_task_files())) or "none"
+    raise UnlearnBenchError(f"unknown task {name_or_path!r}; known: {known}")
+
+
+def task_roots() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("UNLEARN_BENCH_TASKS", "").split(os.pathsep) if p]
+    return [*extra, TASKS_DIR]
+
+
+def all_task_files() -> list[Path]:
+    # Files starting with "_" are bases meant only for ``include``.
+    return [
+        p
+        for root in task_roots()
+        if root.is_dir()
+        for p in sorted(root.rglob("*.yaml"))
+        if not p.name.startswith("_")
+    ]
+
+
+def load_task_data(spec: TaskSpec, data_dir: str | Path | None = None) -> dict[str, list[Record]]:
+    """Load every split the task's data source provides, and check the roles' splits exist."""
+    source = DATA_SOURCES.get(spec.data.source)
+    splits = source(dict(spec.data.options), Path(data_dir) if data_dir else None)
+    roles = dataclasses.asdict(spec.splits)
+    wanted = [s for s in roles.values() if s] + [e.split for e in spec.evaluation.values()]
+    for split in wanted:
+        if split not in splits:
+            raise UnlearnBenchError(
+                f"task {spec.name}: split {split!r} not provided by {spec.data.source} "
+                f"(has: {', '.join(sorted(splits))})"
+            )
+    if not splits[spec.splits.forget]:
+        raise UnlearnBenchError(
+            f"task {spec.name}: the forget split {spec.splits.forget!r} is empty"
+        )
+    return splits
