@@ -54,3 +54,11 @@ def test_cache_survives_reopen(tmp_path):
     second = CachedBackend(FakeBackend("m"), ResponseCache(path))
     assert second.generate(reqs) == out
     assert second.inner.stats.generated_requests == 0
+
+
+def test_duplicate_requests_in_one_call_are_computed_once(tmp_path):
+    backend = CachedBackend(FakeBackend("m"), ResponseCache(tmp_path / "c.sqlite"))
+    reqs = [ScoreRequest("c", "a b"), ScoreRequest("c", "x"), ScoreRequest("c", "a b")]
+    out = backend.logprobs(reqs)
+    assert out[0] == out[2]
+    assert backend.inner.stats.scored_requests == 2

@@ -95,7 +95,10 @@ class CachedBackend:
         identity = self.inner.identity()
         keys = [cache_key(identity, kind, r) for r in requests]
         found = self.cache.get_many(list(dict.fromkeys(keys)))
-        missing = [i for i, k in enumerate(keys) if k not in found]
+        # One computation per distinct missing key: a request repeated within a call is
+        # computed once.
+        first_index = {k: i for i, k in reversed(list(enumerate(keys)))}
+        missing = [i for k, i in first_index.items() if k not in found]
         self.hits += len(requests) - len(missing)
         self.misses += len(missing)
         if missing:

@@ -1,0 +1,64 @@
+"""The evaluation pipeline on the fake backend: requests, stored observations, aggregates."""
+
+import math
+
+import pytest
+
+from unlearn_bench.backends.fake import FakeBackend
+from unlearn_bench.evaluate import collect_observations, score_samples
+from unlearn_bench.tasks import find_task, parse_task
+
+RECORD = {
+    "question": "Where was Ada born?",
+    "answer": "Ada was born in Oslo.",
+    "paraphrased_answer": "Oslo is where Ada was born.",
+    "perturbed_answer": ["Rome is where Ada was born.", "Lima is where Ada was born.", "Kyiv is where Ada was born."],
+}
+
+
+@pytest.fixture
+def spec():
+    return parse_task(find_task("synthetic_people"))
+
+
+def test_known_answer_scores_as_expected(spec):
+    # The fake "knows" Ada's answer: every answer word gets log-prob -0.05 and is greedy.
+    backend = FakeBackend(answers={"Where was Ada born?": RECORD["answer"]})
+    samples = collect_observations(backend, spec, {"forget": [RECORD]})
+    sample = samples["forget"][0]
+    assert sample["obs"]["answer"]["logprobs"] == [-0.05] * 5
+    assert sample["obs"]["generation"] == RECORD["answer"]
+    assert len(sample["obs"]["perturbed_answer"]) == 3
+    results = score_samples(spec, samples)
+    assert results["forget/probability"]["value"] == pytest.approx(math.exp(-0.05))
+    assert results["forget/rouge_l_recall"]["value"] == pytest.approx(1.0)
+    assert results["forget/exact_memorisation"]["value"] == pytest.approx(1.0)
+    assert results["forget/extraction_strength"]["value"] == pytest.approx(1.0)
+    assert results["forget/probability"]["n"] == 1
+    assert results["forget/probability"]["stderr"] is None  # undefined for one sample
+
+
+def test_truth_ratio_from_stored_logprobs(spec):
+    backend = FakeBackend()
+    samples = collect_observations(backend, spec, {"forget": [RECORD]})
+    obs = samples["forget"][0]["obs"]
+    para = sum(obs["paraphrased_answer"]["logprobs"]) / len(obs["paraphrased_answer"]["logprobs"])
+    pert = [sum(p["logprobs"]) / len(p["logprobs"]) for p in obs["perturbed_answer"]]
+    ratio = math.exp(sum(pert) / 3 - para)  # geometric mean of perturbed over paraphrased
+    results = score_samples(spec, samples)
+    assert results["forget/truth_ratio_forget"]["value"] == pytest.approx(min(ratio, 1 / ratio))
+
+
+def test_only_needed_observations_are_requested(spec):
+    backend = FakeBackend()
+    samples = collect_observations(backend, spec, {"holdout": [RECORD, RECORD]})
+    assert set(samples["holdout"][0]["obs"]) == {"answer"}  # holdout asks only for probability
+    assert backend.stats.scored_requests == 2 and backend.stats.generated_requests == 0
+
+
+def test_stderr_over_samples(spec):
+    backend = FakeBackend()
+    other = dict(RECORD, question="Where was Bo born?", answer="Bo was born in Bergen.")
+    results = score_samples(spec, collect_observations(backend, spec, {"holdout": [RECORD, other]}))
+    entry = results["holdout/probability"]
+    assert entry["n"] == 2 and entry["stderr"] is not None and entry["stderr"] >= 0

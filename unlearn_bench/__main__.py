@@ -1,0 +1,9 @@
+"""``python -m unlearn_bench``: the CLI. A real ``__main__`` module matters for vLLM on CPU,
+whose spawned workers re-import the main module."""
+
+import sys
+
+from unlearn_bench.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
