@@ -1,4 +1,6 @@
-"""The ``unlearn-bench`` command: run | eval | score | ls | validate | leaderboard.
+"""The ``unlearn-bench`` command: run, eval, score, ls, validate and the result commands.
+
+Result commands (``leaderboard_cli``): leaderboard | compare | regress | sweep.
 
 Heavy libraries are imported inside the commands that need them, so ``--help`` and ``ls``
 start fast. Any UnlearnBenchError is printed as one line and exits with status 2.
@@ -143,17 +145,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from unlearn_bench.leaderboard import write_leaderboards
-
-    written = write_leaderboards(Path(args.runs_dir), Path(args.out), args.task)
-    if not written:
-        raise UnlearnBenchError(f"no finished runs under {args.runs_dir}")
-    for path in written:
-        print(path)
-    return 0
-
-
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML run configuration")
     p.add_argument("--task", help="task name or path to a task YAML")
@@ -195,11 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check task files strictly")
     p.add_argument("files", nargs="*")
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("leaderboard", help="regenerate leaderboard tables from run records")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--out", default="leaderboards")
-    p.add_argument("--task")
-    p.set_defaults(func=cmd_leaderboard)
+    from unlearn_bench.leaderboard_cli import add_commands
+
+    add_commands(sub)  # leaderboard | compare | regress | sweep
     return parser
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearn_bench.controls import ControlConfig
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.lora import LoraSettings
 from unlearn_bench.yaml_strict import load_yaml
 
 
@@ -26,8 +28,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     max_steps: int | None = None  # overrides epochs when set
-    grad_accum: int = 1
+    grad_accum: int = 1  # effective batch = batch_size x grad_accum x processes
     max_length: int = 256
+    save_every: int | None = None  # keep a last-good snapshot every N steps (NaN guard)
+    lora: LoraSettings | None = None  # None: full fine-tuning (the default)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class UnlearnConfig(TrainConfig):
     args: dict[str, Any] = field(default_factory=dict)
     epochs: float = 5.0
     lr: float = 1e-5
+    control: ControlConfig = field(default_factory=ControlConfig)  # see controls.py
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,21 @@ class EvalConfig:
     batch_size: int = 16
     max_new_tokens: int | None = None  # None: the task's own setting
     limit: int | None = None  # evaluate at most this many items per eval set (smoke runs)
+
+
+@dataclass(frozen=True)
+class VLLMConfig:
+    """Engine settings for backends ``vllm`` and ``auto`` (see docs/vllm.md)."""
+
+    tensor_parallel_size: int = 1  # passed to vllm.LLM as is
+    pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1  # vLLM's offline engine refuses > 1 in one process
+    gpu_memory_utilization: float = 0.85  # GPU share for weights + KV cache (leaves room for HF)
+    kv_cache_gb: float | None = None  # KV cache size; None: 1 GiB on CPU, auto on GPU
+    enforce_eager: bool | None = None  # None: eager on CPU (fast start), compiled on GPU
+    max_length: int = 2048  # max_model_len, capped at the model's context length
+    enable_prefix_caching: bool = True  # reuse KV blocks of shared prompt prefixes
+    lora_adapters: bool = False  # a checkpoint's adapter/ applied per request, unmerged
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,7 @@ class RunConfig:
     retain_model: bool = True  # also finetune a retain (oracle) model for forget quality
     unlearn: list[UnlearnConfig] = field(default_factory=lambda: [UnlearnConfig()])
     eval: EvalConfig = field(default_factory=EvalConfig)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)  # used by backends vllm and auto
     reference: str | None = None  # a finished retain run dir, when retain_model is false
     cache: bool = True
     trust_remote_code: bool = False

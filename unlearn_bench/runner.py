@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.config import RunConfig
+from unlearn_bench.distributed import is_main_process, main_process_first
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.runs import RunRecord
 from unlearn_bench.scoring import RunView, finalize_results
@@ -133,9 +135,11 @@ def make_backend(config: RunConfig, model_path: str) -> Any:
     from unlearn_bench.backends.cache import CachedBackend
 
     backend_cls = BACKENDS.get(config.backend)
+    # Engine settings (parallelism, KV cache, LoRA) only for the backends that run vLLM.
+    extra = {"vllm": config.vllm} if config.backend in ("vllm", "auto") else {}
     backend = backend_cls(
         model_path, device=config.device, dtype=config.dtype, batch_size=config.eval.batch_size,
-        trust_remote_code=config.trust_remote_code,
+        trust_remote_code=config.trust_remote_code, **extra,
     )  # fmt: skip
     return CachedBackend(backend) if config.cache else backend
 
@@ -183,7 +187,8 @@ def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
     from unlearn_bench.stages import finetune
 
     config = p.config
-    with timer.stage(f"resolve model {config.model}"):
+    # main_process_first: a first use converts the default model once, not once per process.
+    with timer.stage(f"resolve model {config.model}"), main_process_first():
         base_path = resolve_model(config.model).load_path
         base_hash = _model_hash(base_path)
     subjects: list[Subject] = []
@@ -262,12 +267,16 @@ def run_protocol(
     group_file = p.group_dir / "GROUP.json"
     from unlearn_bench.paths import atomic_write_json
 
-    atomic_write_json(group_file, {"status": "running", "config": config.to_dict()})
+    if is_main_process():
+        atomic_write_json(group_file, {"status": "running", "config": config.to_dict()})
     subjects = train_subjects(p, timer)
     subjects += unlearn_subjects(p, subjects[0], timer)
+    if not is_main_process():
+        return p.group_dir, [], timer.seconds  # other processes only help train
     records = []
     for subject in subjects:
         subject.record = _open_record(p, subject)
+        _copy_training_logs(subject)
         subject.record.update_header(
             model_path=subject.model_path, stage_info=subject.info
         ) if not subject.record.is_finished() else None
@@ -289,6 +298,20 @@ def run_protocol(
         },
     )
     return p.group_dir, records, timer.seconds
+
+
+def _copy_training_logs(subject: Subject) -> None:
+    """Copy a trained model's train_log.jsonl (and controls.json) into its run record.
+
+    The record then holds the training dynamics on its own (plots read them from there).
+    """
+    record = subject.record
+    if subject.role == "base" or record is None or record.is_finished():
+        return
+    for name in ("train_log.jsonl", "controls.json"):
+        source = Path(subject.model_path) / name
+        if source.is_file():
+            shutil.copyfile(source, record.root / name)
 
 
 def _reference_view(p: Plan, subjects: list[Subject]) -> RunView | None:

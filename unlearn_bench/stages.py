@@ -1,10 +1,11 @@
 """The model-producing stages: finetune and unlearn, with content-addressed checkpoints.
 
 A checkpoint's folder name hashes everything that determines its weights (the starting
-weights' sha256, the data, the prompt format, the optimiser settings, the method and its
-config, the seed, the harness version), so a rerun reuses a finished stage and a changed
-setting never reuses a stale one. Folders are written under a temporary name and renamed
-when complete, so an interrupted stage leaves nothing that looks finished.
+weights' sha256, the data, the prompt format, the optimiser, LoRA and control settings, the
+method and its config, the seed, the harness version), so a rerun reuses a finished stage and a
+changed setting never reuses a stale one. Folders are written under a temporary name and renamed
+when complete, so an interrupted stage leaves nothing that looks finished. Under a multi-process
+launch every process trains; only the main process writes, and the others wait for it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench import __version__
+from unlearn_bench.checkpointing import export_model, merge_for_saving, mix_toward_start, publish
 from unlearn_bench.config import TrainConfig, UnlearnConfig
+from unlearn_bench.controls import Controller, probe
+from unlearn_bench.distributed import barrier, is_main_process, world_size
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.methods import METHODS, UnlearnBatch
+from unlearn_bench.methods import METHODS, Method, TokenBatch, UnlearnBatch
 from unlearn_bench.paths import atomic_write_json, cache_dir
 from unlearn_bench.prompts import format_prompt, tokenizer_chat
 from unlearn_bench.tasks import TaskSpec
-from unlearn_bench.training import Example, collate, epoch_batches, total_steps, train
+from unlearn_bench.training import (
+    BatchSource,
+    Example,
+    collate,
+    seed_everything,
+    total_steps,
+    train,
+)
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,21 @@ def _finished(path: Path) -> bool:
     return (path / "RECIPE.json").is_file()
 
 
-def _save(model: Any, tokenizer: Any, final: Path, tmp: Path, recipe: dict[str, Any]) -> None:
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    atomic_write_json(tmp / "RECIPE.json", recipe)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+def _train_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The recipe's view of ``cfg``: ``save_every`` only adds snapshots, never changes weights."""
+    settings = dataclasses.asdict(cfg)
+    settings.pop("save_every", None)
+    return settings
+
+
+def _fresh_dir(final: Path) -> Path:
+    """The stage's temporary folder, emptied by the main process; every process waits."""
+    tmp = final.with_name(final.name + ".partial")
+    if is_main_process():
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier()
+    return tmp
 
 
 def _load_for_training(path: str, trust_remote_code: bool) -> tuple[Any, Any]:
@@ -65,6 +85,17 @@ def _load_for_training(path: str, trust_remote_code: bool) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype="float32", trust_remote_code=trust_remote_code
     )
+    return model, tokenizer
+
+
+def _trainable(path: str, cfg: TrainConfig, trust_remote_code: bool, seed: int) -> tuple[Any, Any]:
+    """The model to train: as loaded (full fine-tuning) or wrapped with LoRA adapters."""
+    model, tokenizer = _load_for_training(path, trust_remote_code)
+    if cfg.lora is not None:
+        from unlearn_bench.lora import apply_lora
+
+        seed_everything(seed)  # LoRA's A matrices are drawn at random: seed them too
+        model = apply_lora(model, cfg.lora)
     return model, tokenizer
 
 
@@ -90,7 +121,7 @@ def finetune(
     """Minimise answer NLL on ``records`` (a task's full or retain split)."""
     recipe = {
         "kind": "finetune", "start": start_hash, "task": spec.fingerprint(), "split": split,
-        "n": len(records), "train": dataclasses.asdict(cfg), "seed": seed, "harness": __version__,
+        "n": len(records), "train": _train_settings(cfg), "seed": seed, "harness": __version__,
     }  # fmt: skip
     final = checkpoint_dir("finetune", recipe)
     if _finished(final):
@@ -99,38 +130,30 @@ def finetune(
         raise UnlearnBenchError(f"cannot finetune on the empty split {split!r}")
     from unlearn_bench.methods.losses import batch_nll
 
-    model, tokenizer = _load_for_training(start, trust_remote_code)
+    model, tokenizer = _trainable(start, cfg, trust_remote_code, seed)
     examples = examples_for(spec, tokenizer, records)
-    batches = epoch_batches(len(examples), cfg.batch_size, random.Random(seed))
-
-    def make_batch(_: random.Random) -> UnlearnBatch:
-        chosen = [examples[i] for i in next(batches)]
-        return UnlearnBatch({"forget": collate(tokenizer, chosen, cfg.max_length)})
+    source = BatchSource(tokenizer, {"forget": examples}, cfg.batch_size, cfg.max_length, seed)
 
     def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
         part = batch["forget"]
         logits = m(input_ids=part.input_ids, attention_mask=part.attention_mask).logits
         return batch_nll(logits, part.labels)
 
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    steps = total_steps(cfg, len(examples))
-    model = train(
-        model,
-        loss_fn,
-        make_batch,
-        steps,
-        cfg,
-        seed=seed,
-        log_path=tmp / "train_log.jsonl",
-        desc=f"finetune[{split}]",
-    )
-    _save(model, tokenizer, final, tmp, recipe)
+    tmp = _fresh_dir(final)
+    result = train(
+        model, loss_fn, source, total_steps(cfg, len(examples), world_size()), cfg, seed=seed,
+        out_dir=tmp, desc=f"finetune[{split}]",
+        rebuild=lambda: _trainable(start, cfg, trust_remote_code, seed)[0],
+        export=lambda m, out: export_model(m, tokenizer, out),
+    )  # fmt: skip
+    if is_main_process():
+        export_model(result.model, tokenizer, tmp)
+        publish(tmp, final, recipe)
+    barrier()
     return Checkpoint(final, False, final / "train_log.jsonl")
 
 
-def build_method(ucfg: UnlearnConfig) -> tuple[type, Any]:
+def build_method(ucfg: UnlearnConfig) -> tuple[type[Method], Any]:
     method_cls = METHODS.get(ucfg.method)
     try:
         method_config = method_cls.config_cls(**ucfg.args)
@@ -165,6 +188,26 @@ def _parts(
     return parts
 
 
+def _probe_parts(
+    spec: TaskSpec, tokenizer: Any, splits: dict[str, list[dict]], ucfg: UnlearnConfig
+) -> dict[str, list[TokenBatch]]:
+    """Fixed probe items for the controls: the first ``eval_size`` forget and retain records."""
+    size, bs = ucfg.control.eval_size, ucfg.batch_size
+    retain = splits.get(spec.splits.retain) or []
+    if not retain:
+        raise UnlearnBenchError(
+            f"control settings need retain data but split {spec.splits.retain!r} is empty"
+        )
+    out = {}
+    for name, records in (("forget", splits[spec.splits.forget]), ("retain", retain)):
+        examples = examples_for(spec, tokenizer, records[:size])
+        out[name] = [
+            collate(tokenizer, examples[i : i + bs], ucfg.max_length)
+            for i in range(0, len(examples), bs)
+        ]
+    return out
+
+
 def unlearn(
     start: str,
     start_hash: str,
@@ -179,13 +222,13 @@ def unlearn(
     needs = method_cls.needs_for(method_config)
     recipe = {
         "kind": "unlearn", "start": start_hash, "task": spec.fingerprint(), "method": ucfg.method,
-        "method_config": dataclasses.asdict(method_config), "train": dataclasses.asdict(ucfg),
+        "method_config": dataclasses.asdict(method_config), "train": _train_settings(ucfg),
         "n_forget": len(splits[spec.splits.forget]), "seed": seed, "harness": __version__,
     }  # fmt: skip
     final = checkpoint_dir("unlearn", recipe)
     if _finished(final):
         return Checkpoint(final, True, final / "train_log.jsonl")
-    model, tokenizer = _load_for_training(start, trust_remote_code)
+    model, tokenizer = _trainable(start, ucfg, trust_remote_code, seed)
     reference = None
     if "reference" in needs:
         # Built once per run and frozen; methods never copy it per step.
@@ -193,43 +236,39 @@ def unlearn(
         reference.eval().requires_grad_(False)
     method = method_cls(method_config, reference)
     parts = _parts(spec, tokenizer, splits, needs, seed)
-    streams = {
-        name: epoch_batches(len(ex), ucfg.batch_size, random.Random(seed + i))
-        for i, (name, ex) in enumerate(parts.items())
-    }
-
-    def make_batch(_: random.Random) -> UnlearnBatch:
-        return UnlearnBatch(
-            {
-                name: collate(
-                    tokenizer, [parts[name][i] for i in next(streams[name])], ucfg.max_length
-                )
-                for name in parts
-            }
-        )
+    source = BatchSource(tokenizer, parts, ucfg.batch_size, ucfg.max_length, seed)
+    control = ucfg.control
+    probe_parts = _probe_parts(spec, tokenizer, splits, ucfg) if control.evaluates else {}
+    controller = Controller(control) if control.eval_every is not None else None
 
     def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
-        if (
-            reference is not None
-            and next(reference.parameters()).device != batch["forget"].input_ids.device
-        ):
-            reference.to(batch["forget"].input_ids.device)
+        device = batch["forget"].input_ids.device
+        if reference is not None and next(reference.parameters()).device != device:
+            reference.to(device)  # once: the frozen copy follows the trained model's device
         return method.loss(m, batch)
 
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    steps = total_steps(ucfg, len(parts["forget"]))
-    model = train(
-        model,
-        loss_fn,
-        make_batch,
-        steps,
-        ucfg,
-        seed=seed,
-        log_path=tmp / "train_log.jsonl",
-        desc=f"unlearn[{ucfg.method}]",
-        step_logs=lambda: dict(method.logs),
-    )
-    _save(model, tokenizer, final, tmp, recipe)
+    tmp = _fresh_dir(final)
+    result = train(
+        model, loss_fn, source, total_steps(ucfg, len(parts["forget"]), world_size()), ucfg,
+        seed=seed, out_dir=tmp, desc=f"unlearn[{ucfg.method}]",
+        step_logs=lambda: dict(method.logs), controller=controller,
+        probe=lambda m: probe(m, probe_parts),
+        rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed)[0],
+        export=lambda m, out: export_model(m, tokenizer, out),
+    )  # fmt: skip
+    if is_main_process():
+        summary: dict[str, Any] = {"steps": result.steps, "stop_reason": result.stop_reason}
+        if controller is not None:
+            summary.update(controller.summary())
+        merged = merge_for_saving(result.model, tmp)
+        if control.mix:
+            # theta_0: the frozen reference when the method has one, else the start reloaded.
+            theta0 = reference
+            if theta0 is None:
+                theta0 = _load_for_training(start, trust_remote_code)[0]
+            summary["mix"] = mix_toward_start(merged, theta0, probe_parts, control)
+        atomic_write_json(tmp / "controls.json", summary)
+        export_model(merged, tokenizer, tmp)
+        publish(tmp, final, recipe)
+    barrier()
     return Checkpoint(final, False, final / "train_log.jsonl")

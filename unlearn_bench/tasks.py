@@ -22,7 +22,7 @@ from unlearn_bench.registry import Registry
 from unlearn_bench.yaml_strict import load_yaml
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
-CAPABILITIES = ("logprobs", "generate", "vocab_stats", "grad")
+CAPABILITIES = ("logprobs", "generate", "vocab_stats", "grad", "vision")
 
 Record = dict[str, Any]
 DataSource = Callable[[dict[str, Any], Path | None], dict[str, list[Record]]]
@@ -30,6 +30,11 @@ DATA_SOURCES: Registry[DataSource] = Registry("data source")
 DATA_SOURCES.register_lazy(
     "builtin:synthetic_people", "unlearn_bench.data_sources:synthetic_people"
 )
+DATA_SOURCES.register_lazy("hub:locuslab/TOFU", "unlearn_bench.data.tofu:load_tofu")
+for _llmu in ("harmful", "copyright", "hallucination"):
+    DATA_SOURCES.register_lazy(f"llmu:{_llmu}", f"unlearn_bench.data.llmu:{_llmu}")
+DATA_SOURCES.register_lazy("muse:news", "unlearn_bench.data.muse:muse_news")
+DATA_SOURCES.register_lazy("medforget:local", "unlearn_bench.data.medforget:medforget")
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,12 @@ class PromptSpec:
     system: str | None = None  # None keeps the chat template's own default system prompt
     question_tag: str = "Question: "
     answer_tag: str = "\nAnswer: "
+    # "template" style: ``{question}`` is replaced by the question; the continuation (answer)
+    # follows after ``answer_prefix``. Default: Yao et al. 2023's format.
+    template: str = "### Question: {question}\n ### Answer:"
+    answer_prefix: str = " "
+    # "icl" style (MUSE KnowMem): the record's ``icl`` shots as ``{question_tag}{q}{answer_tag}{a}``
+    # each followed by a blank line, then ``{question_tag}{question}{answer_tag}`` verbatim.
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,10 @@ class EvalSetSpec:
     split: str
     metrics: list[str]
     limit: int | None = None
+    # Per-set overrides of the task's prompt / generation (MUSE: raw continuation for VerbMem,
+    # in-context QA for KnowMem, in one task).
+    prompt: PromptSpec | None = None
+    generation: GenerationSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,8 @@ class TaskSpec:
     splits: SplitsSpec = field(default_factory=SplitsSpec)
     requires: list[str] = field(default_factory=lambda: ["logprobs", "generate"])
     derived: list[str] = field(default_factory=list)
+    # Post-generation scorers (judges, reference models) by slot name; see unlearn_bench.judges.
+    scorers: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str = ""
 
     def fingerprint(self) -> str:
@@ -136,8 +153,15 @@ def _validate(spec: TaskSpec, path: Path) -> None:
     where = path.name
     if spec.data.source not in DATA_SOURCES:
         raise UnlearnBenchError(f"{where}: unknown data source {spec.data.source!r}")
-    if spec.prompt.style not in ("chat", "tags"):
-        raise UnlearnBenchError(f"{where}: prompt.style must be 'chat' or 'tags'")
+    for label, prompt in [("prompt", spec.prompt)] + [
+        (f"evaluation.{n}.prompt", e.prompt) for n, e in spec.evaluation.items() if e.prompt
+    ]:
+        if prompt.style not in ("chat", "tags", "template", "icl"):
+            raise UnlearnBenchError(
+                f"{where}: {label}.style must be 'chat', 'tags', 'template' or 'icl'"
+            )
+        if prompt.style == "template" and "{question}" not in prompt.template:
+            raise UnlearnBenchError(f"{where}: {label}.template must contain '{{question}}'")
     for cap in spec.requires:
         if cap not in CAPABILITIES:
             raise UnlearnBenchError(f"{where}: unknown capability {cap!r} in requires")
@@ -154,6 +178,10 @@ def _validate(spec: TaskSpec, path: Path) -> None:
                 )
     for name in spec.derived:
         DERIVED_METRICS.get(name)
+    if spec.scorers:
+        from unlearn_bench.judges import check_scorers
+
+        check_scorers(spec, where)
 
 
 def find_task(name_or_path: str) -> Path:

@@ -21,21 +21,47 @@ class ScoreRequest:
     context: str
     continuation: str
     add_special_tokens: bool = False  # add BOS etc. to the context (tag prompts, not chat ones)
+    # Extras computed in the same forward pass; a backend lacking the capability is refused.
+    vocab_stats: bool = False  # capability "vocab_stats": mean/std of log p per position
+    grad_norm: bool = False  # capability "grad": norm of the gradient of the mean NLL
 
 
 @dataclass(frozen=True)
 class TokenScores:
-    """Per continuation token: its log-prob and whether it was the argmax (greedy) choice."""
+    """Per continuation token: its log-prob and whether it was the argmax (greedy) choice.
+
+    With ``ScoreRequest.vocab_stats``: per position t, the mean ``sum_v p_v log p_v`` and the
+    standard deviation of log p under the model's full next-token distribution (Min-K%++,
+    Zhang et al. 2024). With ``ScoreRequest.grad_norm``: the L2 norm of the gradient of the mean
+    continuation NLL over all trainable parameters, and the mean of per-tensor L2 norms (the
+    variant open-unlearning's and mimir's GradNorm attack computes).
+    """
 
     logprobs: list[float]
     greedy: list[bool]
+    vocab_means: list[float] | None = None
+    vocab_stds: list[float] | None = None
+    grad_norm: float | None = None
+    grad_norm_mean_param: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"logprobs": self.logprobs, "greedy": self.greedy}
+        out: dict[str, Any] = {"logprobs": self.logprobs, "greedy": self.greedy}
+        # Extras only when present, so plain entries keep their original shape.
+        for key in ("vocab_means", "vocab_stds", "grad_norm", "grad_norm_mean_param"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TokenScores:
-        return cls(list(data["logprobs"]), [bool(g) for g in data["greedy"]])
+        return cls(
+            list(data["logprobs"]),
+            [bool(g) for g in data["greedy"]],
+            data.get("vocab_means"),
+            data.get("vocab_stds"),
+            data.get("grad_norm"),
+            data.get("grad_norm_mean_param"),
+        )
 
 
 @dataclass(frozen=True)
@@ -47,12 +73,16 @@ class GenerateRequest:
     seed: int = 0
     stop: tuple[str, ...] = ()
     add_special_tokens: bool = False
+    # Base64-encoded image files (PNG/JPEG ...) for a vision-language model, in the order the
+    # prompt's image placeholders appear. Text, not bytes, so cache keys stay plain JSON.
+    images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Message:
     role: str
     content: str
+    images: int = 0  # images attached before the text (rendered as the model's placeholders)
 
 
 @runtime_checkable
@@ -87,6 +117,9 @@ class BackendStats:
 BACKENDS: Registry[Any] = Registry("backend")
 BACKENDS.register_lazy("hf", "unlearn_bench.backends.hf:HFBackend")
 BACKENDS.register_lazy("fake", "unlearn_bench.backends.fake:FakeBackend")
+BACKENDS.register_lazy("vllm", "unlearn_bench.backends.vllm:VLLMBackend")
+# vLLM when importable, HF for what vLLM cannot do (or for everything without vLLM).
+BACKENDS.register_lazy("auto", "unlearn_bench.backends.auto:AutoBackend")
 
 
 def require_capabilities(backend: Backend, needed: set[str] | frozenset[str], task: str) -> None:
@@ -97,6 +130,26 @@ def require_capabilities(backend: Backend, needed: set[str] | frozenset[str], ta
         raise UnlearnBenchError(
             f"backend {name!r} lacks {sorted(missing)} required by task {task!r}"
         )
+
+
+def truncate_to_tokens(backend: Any, texts: list[str], max_tokens: int) -> list[str]:
+    """Each text cut to its first ``max_tokens`` tokens of the backend model's tokenizer.
+
+    An optional backend method, ``truncate_tokens(texts, max_tokens)``; wrappers (the response
+    cache) are looked through via their ``inner`` backend. A backend without it is refused:
+    counting in some other unit would silently change the metric (MUSE VerbMem compares with
+    the first 128 *model* tokens of the true continuation).
+    """
+    target = backend
+    while target is not None and not hasattr(target, "truncate_tokens"):
+        target = getattr(target, "inner", None)
+    if target is None:
+        name = backend.identity().get("backend", type(backend).__name__)
+        raise UnlearnBenchError(
+            f"backend {name!r} cannot cut text to model tokens (truncate_tokens), which "
+            "reference prefixes (MUSE VerbMem) need"
+        )
+    return list(target.truncate_tokens(texts, max_tokens))
 
 
 def apply_stops(text: str, stops: tuple[str, ...]) -> str:

@@ -2,6 +2,11 @@
 
 Padding masks are built from sequence lengths, never from ``input_ids != pad_id``: SmolLM2 pads
 with ``<|im_end|>``, which also ends every chat turn inside a prompt (SPEC pitfall 1).
+
+Scoring a whole text (empty context, e.g. MUSE PrivLeak): a tokenizer that adds a BOS token
+gives the first text token a context and every token is scored; one that adds none (SmolLM2)
+leaves nothing to condition the first token on, so scoring starts at the second token.
+Vision-language models (a config with ``vision_config``) go through ``hf_vision``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearn_bench import __version__
+from unlearn_bench.backends import hf_scoring, hf_vision
 from unlearn_bench.backends.base import (
     BackendStats,
     GenerateRequest,
@@ -66,13 +72,14 @@ def load_model_and_tokenizer(
         raise UnlearnBenchError(f"cannot load model {resolved.source!r}: {first}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device).eval(), tokenizer
+    return model.to(device).eval(), tokenizer  # type: ignore[arg-type]
 
 
 class HFBackend:
     """Implements every capability: logprobs, generate, vocab_stats and grad."""
 
-    capabilities = frozenset({"logprobs", "generate", "vocab_stats", "grad"})
+    # "vision" needs a vision-language model; a text-only model refuses image requests.
+    capabilities = frozenset({"logprobs", "generate", "vocab_stats", "grad", "vision"})
 
     def __init__(
         self,
@@ -87,12 +94,25 @@ class HFBackend:
         model_object: Any = None,
         tokenizer_object: Any = None,
         progress: bool = True,
+        share_prefix: bool = True,
     ) -> None:
         self.resolved = resolve_model(model, revision)
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
+        self.processor: Any = None  # set for vision-language models
         if model_object is not None:
             self.model, self.tokenizer = model_object.eval(), tokenizer_object
+        elif hf_vision.is_vision_language(
+            self.resolved.load_path, self.resolved.revision, trust_remote_code
+        ):
+            self.model, self.processor = hf_vision.load_vision_model(
+                self.resolved.load_path,
+                self.resolved.revision,
+                self.device,
+                self.dtype,
+                trust_remote_code,
+            )
+            self.tokenizer = self.processor.tokenizer
         else:
             self.model, self.tokenizer = load_model_and_tokenizer(
                 self.resolved, self.device, self.dtype, trust_remote_code
@@ -102,6 +122,9 @@ class HFBackend:
             max_length, getattr(self.model.config, "max_position_embeddings", max_length)
         )
         self.progress = progress
+        # Score continuations that share a context on one KV cache (see hf_scoring); kept on
+        # because bench/bench_tofu_eval.py measured it faster on CPU, and off where unsupported.
+        self.share_prefix = share_prefix and hf_scoring.can_share_prefix(self.model)
         self.stats = BackendStats()
         self._identity: dict[str, Any] | None = None
 
@@ -128,6 +151,13 @@ class HFBackend:
         return self._identity
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        if self.processor is not None:
+            return hf_vision.render_chat(self.processor, messages, add_generation_prompt)
+        if any(m.images for m in messages):
+            raise UnlearnBenchError(
+                f"model {self.resolved.source!r} is text-only but the prompt has images; "
+                "use a vision-language model"
+            )
         if not getattr(self.tokenizer, "chat_template", None):
             raise UnlearnBenchError(
                 f"model {self.resolved.source!r} has no chat template; use prompt style 'tags'"
@@ -141,56 +171,102 @@ class HFBackend:
     def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
 
+    def truncate_tokens(self, texts: list[str], max_tokens: int) -> list[str]:
+        """Each text's first ``max_tokens`` content tokens (no special tokens), decoded."""
+        return [
+            self.tokenizer.decode(self._encode(t, False)[:max_tokens], skip_special_tokens=True)
+            for t in texts
+        ]
+
     # --- log-probs -------------------------------------------------------------------------
+    def _encode_request(self, req: ScoreRequest) -> tuple[list[int], list[int]]:
+        ctx = self._encode(req.context, req.add_special_tokens)
+        cont = self._encode(req.continuation, False)
+        if not ctx:
+            # No BOS and no context: the first token has nothing to be predicted from.
+            ctx, cont = cont[:1], cont[1:]
+        if not cont:
+            raise UnlearnBenchError(f"empty continuation to score after {req.context[-40:]!r}")
+        if len(ctx) + len(cont) > self.max_length:
+            raise UnlearnBenchError(
+                f"request of {len(ctx) + len(cont)} tokens exceeds max length {self.max_length}"
+            )
+        return ctx, cont
+
     def logprobs(self, requests: list[ScoreRequest]) -> list[TokenScores]:
-        encoded = []
-        for req in requests:
-            ctx = self._encode(req.context, req.add_special_tokens)
-            cont = self._encode(req.continuation, False)
-            if not cont:
-                raise UnlearnBenchError(f"empty continuation to score after {req.context[-40:]!r}")
-            if len(ctx) + len(cont) > self.max_length:
-                raise UnlearnBenchError(
-                    f"request of {len(ctx) + len(cont)} tokens exceeds max length {self.max_length}"
-                )
-            encoded.append((ctx, cont))
+        """Token scores per request: gradient requests one by one, the rest batched by length.
+
+        Requests that share a context go through the shared-prefix path when it is on.
+        """
+        encoded = [self._encode_request(req) for req in requests]
         results: list[TokenScores | None] = [None] * len(requests)
-        # Longest first: padding waste is smallest when similar lengths share a batch.
-        order = sorted(range(len(encoded)), key=lambda i: -sum(map(len, encoded[i])))
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for batch in tqdm(batches, desc="log-probs", disable=not self.progress or len(batches) < 4):
-            for i, scores in zip(
-                batch, self._score_batch([encoded[i] for i in batch]), strict=True
-            ):
-                results[i] = scores
+        rest = [i for i, req in enumerate(requests) if not req.grad_norm]
+        by_context: dict[tuple[int, ...], list[int]] = {}
+        for i in rest if self.share_prefix else []:
+            by_context.setdefault(tuple(encoded[i][0]), []).append(i)
+        shared = [members for members in by_context.values() if len(members) > 1]
+        in_shared = {i for members in shared for i in members}
+        self._score_plain([i for i in rest if i not in in_shared], encoded, requests, results)
+        self._score_shared(shared, encoded, requests, results)
+        for i, req in enumerate(requests):
+            if req.grad_norm:
+                results[i] = hf_scoring.score_with_grad(
+                    self.model, encoded[i], req.vocab_stats, self.device
+                )
+                self.stats.forward_batches += 1
         self.stats.scored_requests += len(requests)
         return [r for r in results if r is not None]
 
-    @torch.no_grad()
-    def _score_batch(self, items: list[tuple[list[int], list[int]]]) -> list[TokenScores]:
-        lengths = [len(c) + len(a) for c, a in items]
-        width = max(lengths)
-        ids = torch.full((len(items), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, (ctx, cont) in enumerate(items):
-            ids[row, : lengths[row]] = torch.tensor(ctx + cont)
-            mask[row, : lengths[row]] = 1
-        logits = self.model(
-            input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-        ).logits
-        self.stats.forward_batches += 1
-        out = []
-        for row, (ctx, cont) in enumerate(items):
-            # Logits at position t predict token t+1: the continuation starts at len(ctx).
-            start = len(ctx)
-            positions = torch.arange(start - 1, start - 1 + len(cont), device=logits.device)
-            row_logits = logits[row, positions].float()
-            logprobs = torch.log_softmax(row_logits, dim=-1)
-            target = torch.tensor(cont, device=logits.device)
-            picked = logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-            greedy = row_logits.argmax(dim=-1) == target
-            out.append(TokenScores(picked.tolist(), greedy.tolist()))
-        return out
+    def _score_plain(
+        self,
+        indices: list[int],
+        encoded: list[tuple[list[int], list[int]]],
+        requests: list[ScoreRequest],
+        results: list[TokenScores | None],
+    ) -> None:
+        # Longest first: padding waste is smallest when similar lengths share a batch.
+        order = sorted(indices, key=lambda i: -sum(map(len, encoded[i])))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for batch in tqdm(batches, desc="log-probs", disable=not self.progress or len(batches) < 4):
+            scores = hf_scoring.score_plain(
+                self.model,
+                [encoded[i] for i in batch],
+                [requests[i].vocab_stats for i in batch],
+                self.tokenizer.pad_token_id,
+                self.device,
+            )
+            self.stats.forward_batches += 1
+            for i, item in zip(batch, scores, strict=True):
+                results[i] = item
+
+    def _score_shared(
+        self,
+        groups: list[list[int]],
+        encoded: list[tuple[list[int], list[int]]],
+        requests: list[ScoreRequest],
+        results: list[TokenScores | None],
+    ) -> None:
+        token_ids = [(encoded[m[0]][0], [encoded[i][1] for i in m]) for m in groups]
+        # A batch holds about as many continuation tokens as batch_size rows of 64 tokens.
+        batches = hf_scoring.plan_shared_batches(token_ids, self.batch_size * 64)
+        for batch in tqdm(
+            batches, desc="log-probs (shared prefix)", disable=not self.progress or len(batches) < 4
+        ):
+            scored = hf_scoring.score_shared(
+                self.model,
+                [
+                    (token_ids[g][0], [(encoded[i][1], requests[i].vocab_stats) for i in groups[g]])
+                    for g in batch
+                ],
+                self.tokenizer.pad_token_id,
+                self.device,
+            )
+            self.stats.forward_batches += 2  # the prompts, then the continuations
+            extra = self.stats.extra
+            extra["shared_prefix_groups"] = extra.get("shared_prefix_groups", 0) + len(batch)
+            for g, group_scores in zip(batch, scored, strict=True):
+                for i, item in zip(groups[g], group_scores, strict=True):
+                    results[i] = item
 
     # --- generation ------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
@@ -210,7 +286,10 @@ class HFBackend:
             else:
                 groups.append([i])
         for group in tqdm(groups, desc="generate", disable=not self.progress or len(groups) < 2):
-            texts = self._generate_batch([encoded[i] for i in group], requests[group[0]])
+            if requests[group[0]].images:
+                texts = self._generate_images([requests[i] for i in group])
+            else:
+                texts = self._generate_batch([encoded[i] for i in group], requests[group[0]])
             for i, text in zip(group, texts, strict=True):
                 results[i] = apply_stops(text, requests[i].stop)
         self.stats.generated_requests += len(requests)
@@ -218,7 +297,16 @@ class HFBackend:
 
     @staticmethod
     def _gen_key(req: GenerateRequest) -> tuple[Any, ...]:
-        return (req.max_new_tokens, req.temperature, req.top_p, req.seed)
+        return (req.max_new_tokens, req.temperature, req.top_p, req.seed, bool(req.images))
+
+    def _generate_images(self, requests: list[GenerateRequest]) -> list[str]:
+        if self.processor is None:
+            raise UnlearnBenchError(
+                f"model {self.resolved.source!r} is text-only but requests carry images; "
+                "use a vision-language model"
+            )
+        self.stats.forward_batches += 1
+        return hf_vision.generate_batch(self.model, self.processor, requests, self.device)
 
     @torch.no_grad()
     def _generate_batch(self, prompts: list[list[int]], params: GenerateRequest) -> list[str]:

@@ -11,5 +11,6 @@ METHODS.register_lazy("flat", "unlearn_bench.methods.flat:FLAT")
 METHODS.register_lazy("ga_mismatch", "unlearn_bench.methods.ga_mismatch:GAMismatch")
 METHODS.register_lazy("bounded_ga", "unlearn_bench.methods.bounded_ga:BoundedGA")
 METHODS.register_lazy("rmu", "unlearn_bench.methods.rmu:RMU")
+METHODS.register_lazy("finetune_normal", "unlearn_bench.methods.finetune_normal:FinetuneNormal")
 
 __all__ = ["METHODS", "Method", "TokenBatch", "UnlearnBatch"]

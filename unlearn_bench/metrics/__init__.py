@@ -35,14 +35,18 @@ class SampleMetric:
     needs: frozenset[str]
     higher_is_better: bool | None
     description: str
-    aggregate: str = "mean"  # the only aggregate so far; stderr is over samples
+    # "mean" (stderr over samples) or "mean_defined": NaN samples (undefined, e.g. an output
+    # that is not meaningful) are left out and counted in the result's note.
+    aggregate: str = "mean"
     capabilities: frozenset[str] = field(default_factory=frozenset)
+    ci: bool = False  # also store a percentile bootstrap interval of the mean (metrics.bootstrap)
 
 
 @dataclass(frozen=True)
 class DerivedResult:
     value: float | None
     note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # more result fields, e.g. "ci"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ def sample_metric(
     needs: Sequence[str],
     higher_is_better: bool | None,
     capabilities: Sequence[str] = ("logprobs",),
+    aggregate: str = "mean",
+    ci: bool = False,
 ) -> Callable[[Callable[[Sample], float]], Callable[[Sample], float]]:
     """Register the decorated per-sample function; its docstring is the metric's description."""
 
@@ -81,6 +87,8 @@ def sample_metric(
                 higher_is_better=higher_is_better,
                 description=(fn.__doc__ or "").strip().splitlines()[0],
                 capabilities=frozenset(capabilities),
+                aggregate=aggregate,
+                ci=ci,
             )
         )
         return fn
@@ -122,3 +130,21 @@ for _name in (
     METRICS.register_lazy(_name, f"{_TOFU}:registered")
 for _name in ("forget_quality", "retain_utility", "model_utility"):
     DERIVED_METRICS.register_lazy(_name, f"{_TOFU}:registered")
+_LLMU = "unlearn_bench.metrics.llmu"
+for _name in (
+    "diversity", "not_meaningful", "leak_bleu", "leak_rate_bleu10", "continuation_rouge_l",
+    "fluency_ppl", "utility_reward", "similarity_bleurt", "similarity_minilm",
+    *(f"{rate}_{kind}" for rate in ("harmful_rate", "hallucination_rate")
+      for kind in ("probe", "classifier", "llm")),
+):  # fmt: skip
+    METRICS.register_lazy(_name, f"{_LLMU}:registered")
+_MUSE = "unlearn_bench.metrics.muse"
+for _name in ("verbmem_f", "knowmem_f", "knowmem_r", "min_k_40"):
+    METRICS.register_lazy(_name, f"{_MUSE}:registered")
+for _name in ("privleak_auc", "privleak"):
+    DERIVED_METRICS.register_lazy(_name, f"{_MUSE}:registered")
+_MEDFORGET = "unlearn_bench.metrics.medforget"
+for _name in ("gen_score", "exact_match_accuracy", "rouge_l_f1", "judge_factuality",
+              "judge_failed"):  # fmt: skip
+    METRICS.register_lazy(_name, f"{_MEDFORGET}:registered")
+DERIVED_METRICS.register_lazy("judge_failures", f"{_MEDFORGET}:registered")

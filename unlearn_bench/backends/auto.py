@@ -1,0 +1,143 @@
+"""Backend ``auto``: vLLM where it can serve a request, HF transformers for the rest.
+
+Routing is per request and fixed, so the response cache never holds one request's answer from
+two engines: generation and plain log-probs go to vLLM when it is importable; log-probs that
+ask for full-vocabulary statistics or gradients, and anything with images, go to HF (loaded
+only when first needed). Without vLLM every request goes to HF. The identity names both engines
+and this rule, and the capabilities are HF's, because HF backs every request vLLM cannot serve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unlearn_bench.backends.base import (
+    BackendStats,
+    GenerateRequest,
+    Message,
+    ScoreRequest,
+    TokenScores,
+)
+from unlearn_bench.backends.vllm_engine import vllm_available
+
+ROUTING = (
+    "generate and plain logprobs: vllm; logprobs with vocab_stats or grad_norm, and images: hf"
+)
+
+
+class AutoBackend:
+    capabilities = frozenset({"logprobs", "generate", "vocab_stats", "grad", "vision"})
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 16,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        vllm: Any = None,
+        progress: bool = True,
+    ) -> None:
+        self._hf_kwargs = {
+            "device": device, "dtype": dtype, "batch_size": batch_size,
+            "trust_remote_code": trust_remote_code, "revision": revision, "progress": progress,
+        }  # fmt: skip
+        self.model = model
+        self.fast: Any = None
+        self._hf: Any = None
+        if vllm_available():
+            from unlearn_bench.backends.vllm import VLLMBackend
+
+            self.fast = VLLMBackend(
+                model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                revision=revision, vllm=vllm, progress=progress,
+            )  # fmt: skip
+        self._identity: dict[str, Any] | None = None
+
+    @property
+    def hf(self) -> Any:
+        if self._hf is None:
+            from unlearn_bench.backends.hf import HFBackend
+
+            self._hf = HFBackend(self.model, **self._hf_kwargs)
+        return self._hf
+
+    @property
+    def stats(self) -> BackendStats:
+        """Counts summed over both engines (forward passes, requests, generated tokens)."""
+        total = BackendStats()
+        for part in (self.fast, self._hf):
+            if part is None:
+                continue
+            total.forward_batches += part.stats.forward_batches
+            total.scored_requests += part.stats.scored_requests
+            total.generated_requests += part.stats.generated_requests
+            for key, value in part.stats.extra.items():
+                total.extra[key] = total.extra.get(key, 0) + value
+        return total
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            if self.fast is None:
+                # HF alone computes everything: the same answers as backend "hf", same key.
+                self._identity = self.hf.identity()
+            else:
+                import transformers
+
+                from unlearn_bench.backends.hf import pick_device, pick_dtype
+
+                device = pick_device(self._hf_kwargs["device"])
+                hf_dtype = pick_dtype(self._hf_kwargs["dtype"], device)
+                self._identity = {
+                    **self.fast.identity(),
+                    "backend": "auto",
+                    "routing": ROUTING,
+                    "hf_backend_version": f"transformers {transformers.__version__}",
+                    "hf_dtype": str(hf_dtype).replace("torch.", ""),
+                }
+        return self._identity
+
+    def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        if self.fast is None or any(getattr(m, "images", 0) for m in messages):
+            return self.hf.chat_prompt(messages, add_generation_prompt)
+        return self.fast.chat_prompt(messages, add_generation_prompt)
+
+    def truncate_tokens(self, texts: list[str], max_tokens: int) -> list[str]:
+        target = self.fast if self.fast is not None else self.hf
+        return list(target.truncate_tokens(texts, max_tokens))
+
+    def logprobs(self, requests: list[ScoreRequest]) -> list[TokenScores]:
+        def to_hf(r: ScoreRequest) -> bool:
+            return bool(getattr(r, "vocab_stats", False) or getattr(r, "grad_norm", False))
+
+        return self._split(requests, to_hf, "logprobs")
+
+    def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        return self._split(requests, lambda r: bool(getattr(r, "images", ())), "generate")
+
+    def _split(self, requests: list[Any], to_hf: Any, kind: str) -> list[Any]:
+        """Send each request to its engine in one batched call per engine; keep the order."""
+        hf_idx = [i for i, r in enumerate(requests) if self.fast is None or to_hf(r)]
+        fast_idx = sorted(set(range(len(requests))) - set(hf_idx))
+        results: list[Any] = [None] * len(requests)
+        for engine, idx in ((self.fast, fast_idx), (None, hf_idx)):
+            if not idx:
+                continue
+            backend = engine if engine is not None else self.hf
+            answers = getattr(backend, kind)([requests[i] for i in idx])
+            for i, answer in zip(idx, answers, strict=True):
+                results[i] = answer
+        return results
+
+    def close(self) -> None:
+        for part in (self.fast, self._hf):
+            if part is not None:
+                part.close()
+
+    def __enter__(self) -> AutoBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,208 @@
+"""Continuation scoring for the HF backend: plain batches, shared-prefix batches, gradients.
+
+Every path returns, per continuation token t, log p(x_t | context, x_<t) and whether x_t was
+the argmax, plus optional extras (``TokenScores``). Three ways to get there:
+
+- **plain**: context + continuation rows, right-padded, one forward pass per batch; the LM head
+  runs only on the positions that predict continuation tokens (``logits_to_keep``).
+- **shared prefix**: TOFU scores up to seven continuations (answer, paraphrase, five perturbed)
+  after one question. The prompts of a few questions run once, left-padded, with ``use_cache``;
+  their KV cache is repeated per continuation and the continuations run on top. Same positions
+  and same attention as the plain path, so the same numbers up to float rounding.
+- **gradient**: one request at a time with autograd on, for the GradNorm attack.
+
+Attention masks come from lengths, never from ``input_ids != pad_id`` (SPEC pitfall 1).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+import torch
+
+from unlearn_bench.backends.base import TokenScores
+
+Item = tuple[list[int], list[int]]  # (context ids, continuation ids)
+
+
+def vocab_moments(logprobs: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per row of log-probs over the vocabulary: mu = sum_v p_v log p_v and std of log p.
+
+    The std is sqrt(sum_v p_v (log p_v - mu)^2), the same quantity as
+    sqrt(sum_v p_v (log p_v)^2 - mu^2) (Min-K%++, Zhang et al. 2024) without the cancellation
+    of the difference form. Computed in float64; vocabulary entries with p = 0 add nothing.
+    """
+    lp = logprobs.double()
+    p = lp.exp()
+    zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
+    mu = torch.where(p > 0, p * lp, zero).sum(-1)
+    var = torch.where(p > 0, p * (lp - mu[:, None]) ** 2, zero).sum(-1)
+    return mu.tolist(), var.sqrt().tolist()
+
+
+def scores_from_logits(logits: torch.Tensor, target: list[int], vocab_stats: bool) -> TokenScores:
+    """``logits``: one row per continuation token, the row that predicts it."""
+    logits = logits.float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    tgt = torch.tensor(target, device=logits.device)
+    picked = logprobs.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+    greedy = logits.argmax(dim=-1) == tgt
+    means, stds = vocab_moments(logprobs) if vocab_stats else (None, None)
+    return TokenScores(picked.tolist(), greedy.tolist(), means, stds)
+
+
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether ``model.forward`` takes ``logits_to_keep`` (most HF causal LMs since 4.50)."""
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@torch.no_grad()
+def score_plain(
+    model: Any, items: list[Item], stats: list[bool], pad_id: int, device: torch.device
+) -> list[TokenScores]:
+    """One right-padded batch of context + continuation rows."""
+    lengths = [len(c) + len(a) for c, a in items]
+    width = max(lengths)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (ctx, cont) in enumerate(items):
+        ids[row, : lengths[row]] = torch.tensor(ctx + cont)
+        mask[row, : lengths[row]] = 1
+    # Logits at position t predict token t+1; the first needed position is min(len(ctx)) - 1.
+    first = min(len(c) for c, _ in items) - 1
+    kwargs = {"logits_to_keep": width - first} if supports_logits_to_keep(model) else {}
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits
+    offset = width - logits.shape[1]  # 0 when every position was kept
+    out = []
+    for row, (ctx, cont) in enumerate(items):
+        start = len(ctx) - 1 - offset
+        out.append(scores_from_logits(logits[row, start : start + len(cont)], cont, stats[row]))
+    return out
+
+
+def can_share_prefix(model: Any) -> bool:
+    """Shared-prefix scoring needs ``logits_to_keep`` and a KV cache that can be re-indexed."""
+    if not supports_logits_to_keep(model):
+        return False
+    try:
+        from transformers import DynamicCache
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return False
+    return hasattr(DynamicCache, "batch_select_indices")
+
+
+@torch.no_grad()
+def score_shared(
+    model: Any,
+    groups: list[tuple[list[int], list[tuple[list[int], bool]]]],
+    pad_id: int,
+    device: torch.device,
+) -> list[list[TokenScores]]:
+    """Each group is one context and its continuations (with their vocab-stats flags).
+
+    Prefixes are left-padded so every prompt ends at the same column, as in batched
+    generation; position ids count real tokens only, so each row sees exactly the positions
+    it would see alone.
+    """
+    widest = max(len(ctx) for ctx, _ in groups)
+    ids = torch.full((len(groups), widest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(groups), widest), dtype=torch.long)
+    for g, (ctx, _) in enumerate(groups):
+        ids[g, widest - len(ctx) :] = torch.tensor(ctx)
+        mask[g, widest - len(ctx) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    prefix = model(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    first_logits = prefix.logits[:, -1]  # predicts each group's first continuation token
+    rows = [(g, cont, flag) for g, (_, conts) in enumerate(groups) for cont, flag in conts]
+    owner = torch.tensor([g for g, _, _ in rows], dtype=torch.long)
+    cache = prefix.past_key_values
+    cache.batch_select_indices(owner.to(device))  # repeat each prompt's KV per continuation
+    cont_width = max(len(cont) for _, cont, _ in rows)
+    cont_ids = torch.full((len(rows), cont_width), pad_id, dtype=torch.long)
+    cont_mask = torch.zeros((len(rows), cont_width), dtype=torch.long)
+    for r, (_, cont, _) in enumerate(rows):
+        cont_ids[r, : len(cont)] = torch.tensor(cont)
+        cont_mask[r, : len(cont)] = 1
+    ctx_lengths = torch.tensor([len(ctx) for ctx, _ in groups], dtype=torch.long)[owner]
+    cont_positions = ctx_lengths[:, None] + torch.arange(cont_width)[None, :]
+    logits = model(
+        input_ids=cont_ids.to(device),
+        attention_mask=torch.cat([mask[owner], cont_mask], dim=1).to(device),
+        position_ids=cont_positions.to(device),
+        past_key_values=cache,
+        use_cache=True,
+    ).logits
+    out: list[list[TokenScores]] = [[] for _ in groups]
+    for r, (g, cont, flag) in enumerate(rows):
+        row_logits = torch.cat([first_logits[g : g + 1], logits[r, : len(cont) - 1]], dim=0)
+        out[g].append(scores_from_logits(row_logits, cont, flag))
+    return out
+
+
+def score_with_grad(model: Any, item: Item, vocab_stats: bool, device: torch.device) -> TokenScores:
+    """One request with autograd: token scores plus the gradient norm of the mean NLL.
+
+    GradNorm (Wang et al. 2024, arXiv 2402.17012; SPEC: "norm of the gradient of the NLL"):
+    ``grad_norm`` is the L2 norm over all trainable parameters together; ``grad_norm_mean_param``
+    is the mean of each parameter tensor's L2 norm, what open-unlearning / mimir compute.
+    Gradients are cleared before and after, so the model's own state is untouched.
+    """
+    ctx, cont = item
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("GradNorm needs trainable parameters; the model has none")
+    model.zero_grad(set_to_none=True)
+    ids = torch.tensor([ctx + cont], device=device)
+    with torch.enable_grad():
+        logits = model(input_ids=ids).logits[0, len(ctx) - 1 : len(ctx) - 1 + len(cont)]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        target = torch.tensor(cont, device=device)
+        nll = -logprobs.gather(-1, target.unsqueeze(-1)).mean()
+        nll.backward()
+    norms = [p.grad.detach().double().norm(2).item() for p in params if p.grad is not None]
+    model.zero_grad(set_to_none=True)
+    scores = scores_from_logits(logits.detach(), cont, vocab_stats)
+    return TokenScores(
+        scores.logprobs,
+        scores.greedy,
+        scores.vocab_means,
+        scores.vocab_stds,
+        math.sqrt(sum(n * n for n in norms)),
+        sum(norms) / len(norms),
+    )
+
+
+def plan_shared_batches(
+    groups: list[tuple[list[int], list[list[int]]]], token_budget: int
+) -> list[list[int]]:
+    """Indices of groups per forward pass: longest first, each batch within ``token_budget``.
+
+    The cost of a batch is its continuation rows times the widest continuation (the second
+    pass dominates); a group larger than the budget still gets a batch of its own.
+    """
+    order = sorted(
+        range(len(groups)),
+        key=lambda g: -(len(groups[g][0]) + max(len(c) for c in groups[g][1])),
+    )
+    batches: list[list[int]] = []
+    rows, width = 0, 0
+    for g in order:
+        n, w = len(groups[g][1]), max(len(c) for c in groups[g][1])
+        if batches and (rows + n) * max(width, w) <= token_budget:
+            batches[-1].append(g)
+            rows, width = rows + n, max(width, w)
+        else:
+            batches.append([g])
+            rows, width = n, w
+    return batches

@@ -1,0 +1,202 @@
+"""Published reference tables (``leaderboards/published/*.yaml``) and our runs side by side.
+
+A published table is data with its source (paper or project, table, model, commit/URL) and a
+``status``: ``transcribed`` (numbers entered from the named source) or ``numbers not
+transcribed`` (structure only: the numbers could not be sourced with certainty, and none are
+invented). Each metric names the key of our results it corresponds to (``ours``), an optional
+``scale`` (our value = published value x scale, e.g. 100 where we report ROUGE x100) and how to
+difference it (``diff: absolute`` or ``log10`` for p-values such as TOFU's forget quality).
+Each published row says which of our rows it corresponds to (``match``: role, label or method).
+
+Differences are ours - published (or log10(ours) - log10(published)). Published numbers come
+from other models, data sizes and budgets: a difference describes, it does not validate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlearn_bench.config import _build
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.leaderboard_formats import arrow, fmt
+from unlearn_bench.leaderboard_rows import Row
+from unlearn_bench.yaml_strict import load_yaml
+
+STATUSES = ("transcribed", "numbers not transcribed")
+PUBLISHED_DIRS = (
+    Path("leaderboards/published"),
+    Path(__file__).resolve().parent.parent / "leaderboards" / "published",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    paper: str
+    table: str
+    model: str
+    url: str = ""
+    commit: str = ""
+    setup: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedMetric:
+    name: str
+    ours: str | None = None  # key in our results.json; None: we have no counterpart
+    higher_is_better: bool | None = None
+    scale: float = 1.0
+    diff: str = "absolute"  # or "log10"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    method: str
+    match: dict[str, Any] = field(default_factory=dict)  # role / label / method of our rows
+    values: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    name: str
+    benchmark: str
+    status: str
+    source: Source
+    metrics: list[PublishedMetric]
+    rows: list[PublishedRow]
+    task: str | None = None  # our task name the table corresponds to
+    description: str = ""
+    path: str = ""
+
+
+def load_published(path: Path) -> PublishedTable:
+    """Parse and validate one published table; any problem is a one-line error naming it."""
+    data = load_yaml(path)
+    table: PublishedTable = _build(PublishedTable, {**data, "path": str(path)}, str(path))
+    if table.status not in STATUSES:
+        raise UnlearnBenchError(f"{path}: status must be one of {STATUSES}, got {table.status!r}")
+    names = [m.name for m in table.metrics]
+    for metric in table.metrics:
+        if metric.diff not in ("absolute", "log10"):
+            raise UnlearnBenchError(f"{path}: metric {metric.name}: diff must be absolute|log10")
+    for row in table.rows:
+        unknown = sorted(set(row.match) - {"role", "label", "method"})
+        if unknown:
+            raise UnlearnBenchError(f"{path}: row {row.method}: unknown match key {unknown[0]!r}")
+        for key, value in row.values.items():
+            if key not in names:
+                raise UnlearnBenchError(f"{path}: row {row.method}: unknown metric {key!r}")
+            if value is not None and not isinstance(value, int | float):
+                raise UnlearnBenchError(f"{path}: row {row.method}: {key} must be a number")
+        if table.status != "transcribed" and any(v is not None for v in row.values.values()):
+            raise UnlearnBenchError(f"{path}: numbers given but status is {table.status!r}")
+    return table
+
+
+def published_dir() -> Path:
+    for candidate in PUBLISHED_DIRS:
+        if candidate.is_dir():
+            return candidate
+    raise UnlearnBenchError("no leaderboards/published folder found; pass --published-dir")
+
+
+def find_published(name: str, folder: Path | None = None) -> Path:
+    """A path as given, or a table name (file stem) under the published folder."""
+    if Path(name).is_file():
+        return Path(name)
+    folder = folder or published_dir()
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(folder.glob("*.yaml")))
+        raise UnlearnBenchError(f"no published table {name!r}; known: {known}")
+    return path
+
+
+def _matches(row: Row, match: dict[str, Any]) -> bool:
+    method = (json.loads(row.key).get("method") or {}).get("method") if row.key else None
+    have = {"role": row.role, "label": row.label, "method": method}
+    return bool(match) and all(have[k] == v for k, v in match.items())
+
+
+def difference(ours: float | None, published: float | None, how: str) -> float | None:
+    if ours is None or published is None:
+        return None
+    if how == "log10":
+        if ours <= 0 or published <= 0:
+            return None
+        return math.log10(ours) - math.log10(published)
+    return ours - published
+
+
+def comparison_lines(table: PublishedTable, rows: list[Row]) -> list[dict[str, Any]]:
+    """One line per (published row, our matching row); a published row without runs gets one."""
+    lines = []
+    for pub in table.rows:
+        mine: list[Row | None] = [r for r in rows if _matches(r, pub.match)] or [None]
+        for row in mine:
+            cells = {}
+            for metric in table.metrics:
+                raw = pub.values.get(metric.name)
+                published = None if raw is None else float(raw) * metric.scale
+                cell = row.metrics.get(metric.ours) if (row and metric.ours) else None
+                ours = cell.value if cell else None
+                cells[metric.name] = (published, ours, difference(ours, published, metric.diff))
+            lines.append({"method": pub.method, "row": row, "cells": cells})
+    return lines
+
+
+def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
+    """The comparison as Markdown: published, ours and the difference per metric."""
+    if table.status != "transcribed":
+        raise UnlearnBenchError(
+            f"published table {table.name} has status {table.status!r}: there are no numbers "
+            f"to compare with (see {table.path})"
+        )
+    src = table.source
+    models = ", ".join(sorted({r.model for r in rows})) or "-"
+    out = [
+        f"# {table.name}: published vs ours",
+        "",
+        f"Published: {src.paper}; {src.table}; model {src.model}"
+        + (f"; {src.url}" if src.url else ""),
+        f"Ours: task {task}, model(s) {models}, from run records.",
+        "Δ = ours - published (log10 ratio where marked). Models, data and budgets differ: a "
+        "difference describes, it does not validate.",
+        "",
+    ]
+    head = ["published method", "our row"]
+    for m in table.metrics:
+        tag = " (log10)" if m.diff == "log10" else ""
+        name = m.name + arrow(m.higher_is_better)
+        ours = "ours" if m.ours == m.name else f"ours ({m.ours or 'no counterpart'})"
+        head += [f"{name} published", f"{name} {ours}", f"Δ{tag}"]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for line in comparison_lines(table, rows):
+        row = line["row"]
+        who = f"{row.label} {row.hparams} ({', '.join(row.run_ids)})" if row else "no run"
+        cells = [line["method"], who]
+        for m in table.metrics:
+            published, ours, delta = line["cells"][m.name]
+            cells += [fmt(published), fmt(ours), "-" if delta is None else f"{delta:+.3g}"]
+        out.append("| " + " | ".join(cells) + " |")
+    notes = [f"- {m.name}: {m.note}" for m in table.metrics if m.note]
+    notes += [f"- scale: published {m.name} x {m.scale:g}" for m in table.metrics if m.scale != 1]
+    if src.notes:
+        notes.append(f"- source: {src.notes}")
+    return "\n".join(out + ([""] + notes if notes else [])) + "\n"
+
+
+def list_tables(folder: Path) -> str:
+    lines = []
+    for path in sorted(folder.glob("*.yaml")):
+        table = load_published(path)
+        lines.append(
+            f"{path.stem:48} {table.status:24} task={table.task or '-'}  {table.source.model}"
+        )
+    return "\n".join(lines) + "\n"

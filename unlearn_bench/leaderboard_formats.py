@@ -1,0 +1,224 @@
+"""Leaderboard rows -> Markdown, CSV, HTML, LaTeX and JSON text. Pure and deterministic.
+
+Every output names each metric's direction (↑ higher is better, ↓ lower is better, no arrow: no
+better direction, e.g. a forget-set truth ratio judged by closeness to the retain model), the
+exact version of every metric, and the run ids behind every row, so a number can be traced to
+its record. Nothing here reads a clock or a path: the same rows give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from typing import Any
+
+from unlearn_bench.leaderboard_rows import Cell, Column, Row, columns_for
+
+LEGEND = (
+    "↑ higher is better, ↓ lower is better, no arrow: no better direction. "
+    "± is the standard error of the mean over items; in rows with several seeds the value is the "
+    "mean over seeds and ± the standard error over seeds. CSV, HTML and JSON also give 95% "
+    "Student-t confidence intervals."
+)
+
+
+def fmt(value: Any) -> str:
+    """Four decimals, or three significant digits for tiny magnitudes (p-values like 1e-21)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if (abs(value) < 1e-3 and value != 0) else f"{value:.4f}"
+    return str(value)
+
+
+def arrow(higher_is_better: bool | None) -> str:
+    return {True: " ↑", False: " ↓"}.get(higher_is_better, "")  # type: ignore[arg-type]
+
+
+def cell_text(cell: Cell | None, pm: str = " ± ") -> str:
+    if cell is None:
+        return "-"
+    text = fmt(cell.value)
+    if cell.value is not None and cell.stderr is not None:
+        text += pm + fmt(cell.stderr)
+    return text
+
+
+def version_list(columns: list[Column]) -> str:
+    """``name vN`` for each metric name (eval-set prefixes dropped: versions belong to metrics)."""
+    names = sorted({(c.name.rsplit("/", 1)[-1], c.version) for c in columns}, key=str)
+    return ", ".join(f"{name} v{version}" for name, version in names)
+
+
+def task_list(rows: list[Row]) -> str:
+    tasks = sorted({(r.task, r.task_version, r.task_fingerprint) for r in rows}, key=str)
+    return ", ".join(f"{t} v{v} (fingerprint {fp})" for t, v, fp in tasks)
+
+
+def _footer(rows: list[Row], columns: list[Column]) -> list[str]:
+    lines = [f"Task: {task_list(rows)}", f"Metric versions: {version_list(columns)}", LEGEND]
+    if len({(r.task, r.task_fingerprint) for r in rows}) > len({r.task for r in rows}):
+        lines.append("Warning: rows come from different task versions; compare with care.")
+    return lines
+
+
+def to_markdown(rows: list[Row]) -> str:
+    if not rows:
+        return "_no finished runs_\n"
+    columns = columns_for(rows)
+    head = ["model", "method", "hyperparameters", "seeds"]
+    head += [c.key + arrow(c.higher_is_better) for c in columns] + ["runs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row.model, row.label, row.hparams, str(len(row.seeds))]
+        cells += [cell_text(row.metrics.get(c.key)) for c in columns]
+        cells.append(", ".join(row.run_ids))
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n\n" + "\n\n".join(_footer(rows, columns)) + "\n"
+
+
+def _num(value: Any) -> str:
+    return "" if value is None else repr(value)
+
+
+def to_csv(rows: list[Row]) -> str:
+    """One row per leaderboard row; per metric: value, stderr, n, 95% CI bounds."""
+    columns = columns_for(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    meta = ["task", "task_version", "task_fingerprint", "model", "method", "role"]
+    meta += ["hyperparameters", "seeds", "run_ids"]
+    stats = [f"{c.key}{suffix}" for c in columns for suffix in ("", ":stderr", ":n")]
+    cis = [f"{c.key}{suffix}" for c in columns for suffix in (":ci95_low", ":ci95_high")]
+    writer.writerow(meta + stats + cis)
+    for row in rows:
+        out = [row.task, _num(row.task_version), row.task_fingerprint or "", row.model, row.label]
+        out += [row.role, row.hparams, " ".join(map(str, row.seeds)), " ".join(row.run_ids)]
+        for c in columns:
+            cell = row.metrics.get(c.key)
+            out += [_num(cell.value), _num(cell.stderr), _num(cell.n)] if cell else ["", "", ""]
+        for c in columns:
+            cell = row.metrics.get(c.key)
+            ci = cell.ci if cell else None
+            out += [_num(ci[0]), _num(ci[1])] if ci else ["", ""]
+        writer.writerow(out)
+    return buffer.getvalue()
+
+
+_CSS = (
+    "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:13px}"
+    "th,td{border:1px solid #bbb;padding:3px 7px;text-align:right}th{background:#eee}"
+    "td.t{text-align:left}caption{text-align:left;font-weight:bold;margin-bottom:.4em}"
+)
+
+
+def _html_cell(cell: Cell | None) -> str:
+    if cell is None:
+        return "<td>-</td>"
+    title = f"n={cell.n if cell.n is not None else '-'} ({cell.over})"
+    if cell.ci:
+        title += f"; 95% CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}]"
+    if cell.note:
+        title += f"; {cell.note}"
+    return f'<td title="{html.escape(title)}">{html.escape(cell_text(cell))}</td>'
+
+
+def to_html(rows: list[Row], title: str = "") -> str:
+    """A standalone HTML page; hover a cell for n, its 95% CI and any note."""
+    columns = columns_for(rows)
+    e = html.escape
+    head = "".join(
+        f'<th title="{e(c.name)} v{c.version}">{e(c.key + arrow(c.higher_is_better))}</th>'
+        for c in columns
+    )
+    body = []
+    for row in rows:
+        meta = (row.model, row.label, row.hparams, str(len(row.seeds)))
+        cells = "".join(f'<td class="t">{e(m)}</td>' for m in meta)
+        cells += "".join(_html_cell(row.metrics.get(c.key)) for c in columns)
+        cells += f'<td class="t">{e(", ".join(row.run_ids))}</td>'
+        body.append(f"<tr>{cells}</tr>")
+    footer = "".join(f"<p>{e(line)}</p>" for line in _footer(rows, columns)) if rows else ""
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>\n"
+        f"<table><caption>{e(title)}</caption>\n<thead><tr><th>model</th><th>method</th>"
+        f"<th>hyperparameters</th><th>seeds</th>{head}<th>runs</th></tr></thead>\n<tbody>\n"
+        + "\n".join(body)
+        + f"\n</tbody></table>\n{footer}\n</body></html>\n"
+    )
+
+
+_TEX = {c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", "^": r"\^{}"}
+_TEX["\\"] = r"\textbackslash{}"
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in text)
+
+
+def to_latex(rows: list[Row]) -> str:
+    """A booktabs ``tabular`` (needs the booktabs package); run ids go in a comment."""
+    columns = columns_for(rows)
+    arrows = {True: r" $\uparrow$", False: r" $\downarrow$"}
+    head = ["model", "method", "hyperparameters"]
+    head += [tex_escape(c.key) + arrows.get(c.higher_is_better, "") for c in columns]  # type: ignore[arg-type]
+    lines = [r"\begin{tabular}{lll" + "r" * len(columns) + "}", r"\toprule"]
+    lines.append(" & ".join(head) + r" \\")
+    lines.append(r"\midrule")
+    for row in rows:
+        cells = [tex_escape(row.model), tex_escape(row.label), tex_escape(row.hparams)]
+        for c in columns:
+            text = cell_text(row.metrics.get(c.key), pm=r" $\pm$ ")
+            cells.append(text.replace("-", "--") if text == "-" else text)
+        lines.append(" & ".join(cells) + r" \\  % " + ", ".join(row.run_ids))
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = [f"% {line}" for line in _footer(rows, columns)] if rows else []
+    return "\n".join(lines + notes) + "\n"
+
+
+def to_json(rows: list[Row]) -> str:
+    """Everything, machine-readable: columns with versions and directions, rows with cells."""
+    columns = columns_for(rows)
+    data = {
+        "columns": [
+            {
+                "key": c.key,
+                "metric": c.name,
+                "version": c.version,
+                "higher_is_better": c.higher_is_better,
+            }
+            for c in columns
+        ],  # fmt: skip
+        "rows": [
+            {
+                "task": r.task,
+                "task_version": r.task_version,
+                "task_fingerprint": r.task_fingerprint,
+                "model": r.model,
+                "method": r.label,
+                "role": r.role,
+                "hyperparameters": r.hparams,
+                "seeds": r.seeds,
+                "run_ids": r.run_ids,
+                "metrics": {
+                    k: {
+                        "value": c.value,
+                        "stderr": c.stderr,
+                        "n": c.n,
+                        "over": c.over,
+                        "ci95": list(c.ci) if c.ci else None,
+                        "version": c.version,
+                        "higher_is_better": c.higher_is_better,
+                        "note": c.note,
+                    }
+                    for k, c in r.metrics.items()
+                },
+            }
+            for r in rows
+        ],  # fmt: skip
+    }
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

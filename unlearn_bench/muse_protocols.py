@@ -1,0 +1,175 @@
+"""MUSE's scalability and sustainability protocols (Shi et al. 2024, sections 5.3 and 5.4).
+
+- **scalability**: unlearn forget sets of growing size (``scal_forget_1..4``, each containing
+  the previous one), every time from the same target model, and evaluate each result.
+- **sustainability**: unlearn ``sust_forget_1..4`` (pairwise disjoint) one after another, each
+  request starting from the previous request's unlearned model, evaluating after each.
+
+Both write ordinary run records into one group folder, one per (method, step), each tagged in
+its header with ``protocol: {"name": ..., "step": k, "split": ..., "size": n}`` (``size`` =
+articles in that forget set), plus the target (and retain model, when configured) untagged as
+reference lines. ``unlearn_bench.plots`` draws the curves from those headers; this driver also
+writes them (``<group>/<task>.<protocol>.png`` / ``.svg``). Checkpoints are content-addressed,
+so a rerun reuses every finished unlearning request.
+
+    python -m unlearn_bench.muse_protocols --config run.yaml --protocol sustainability
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from unlearn_bench.config import RunConfig
+from unlearn_bench.data.unavailable import UnavailableSplit
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import atomic_write_json
+from unlearn_bench.runner import (  # the runner's named steps, reused as they are
+    Echo,
+    Plan,
+    Subject,
+    Timer,
+    _model_hash,
+    _open_record,
+    _reference_view,
+    evaluate_subject,
+    plan,
+    train_subjects,
+)
+from unlearn_bench.runs import RunRecord
+from unlearn_bench.scoring import finalize_results
+
+PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "scalability": tuple(f"scal_forget_{k}" for k in range(1, 5)),
+    "sustainability": tuple(f"sust_forget_{k}" for k in range(1, 5)),
+}
+
+
+def check_forget_splits(p: Plan, names: list[str]) -> None:
+    """Every forget set must exist and be non-empty before any model is trained."""
+    for name in names:
+        if name not in p.splits:
+            raise UnlearnBenchError(f"task {p.spec.name} has no split {name!r} to unlearn")
+        records = p.splits[name]
+        if isinstance(records, UnavailableSplit):
+            raise UnlearnBenchError(f"cannot run this protocol: {records.reason}")
+        if not records:
+            raise UnlearnBenchError(f"forget split {name!r} is empty")
+
+
+def forget_size(records: list[dict[str, Any]]) -> int:
+    """Articles in a forget set (records are chunks of articles; MUSE sizes sets by articles)."""
+    articles = {r.get("article", i) for i, r in enumerate(records)}
+    return len(articles)
+
+
+def _unlearn_step(p: Plan, split: str, start: str, ucfg: Any) -> Any:
+    from unlearn_bench.stages import unlearn
+
+    spec = dataclasses.replace(p.spec, splits=dataclasses.replace(p.spec.splits, forget=split))
+    return unlearn(
+        start, _model_hash(start), spec, p.splits, ucfg, p.config.seed, p.config.trust_remote_code
+    )
+
+
+def _protocol_subject(
+    p: Plan, protocol: str, step: int, split: str, ucfg: Any, ckpt: Any
+) -> Subject:
+    label = ucfg.label or ucfg.method
+    # The folder (and fingerprint) name is unique per step; the header label stays the method's
+    # so that the plots join a method's steps into one curve.
+    subject = Subject(f"{label}-{protocol[:4]}{step}", "unlearned", str(ckpt.path))
+    subject.method = dataclasses.asdict(ucfg)
+    subject.info = {"cached": ckpt.cached, "train_log": str(ckpt.log_path)}
+    subject.record = _open_record(p, subject)
+    if not subject.record.is_finished():
+        size = forget_size(p.splits[split])
+        info = {"name": protocol, "step": step, "split": split, "size": size}
+        subject.record.update_header(
+            label=label, protocol=info, model_path=subject.model_path, stage_info=subject.info
+        )
+    return subject
+
+
+def run_muse_protocol(
+    config: RunConfig, protocol: str, forget_splits: list[str] | None = None, echo: Echo = print
+) -> tuple[Path, list[RunRecord], list[Path]]:
+    """Run one protocol for every unlearning method of ``config``; returns records and plots."""
+    if protocol not in PROTOCOLS:
+        raise UnlearnBenchError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if not config.unlearn:
+        raise UnlearnBenchError(f"the {protocol} protocol needs at least one unlearning method")
+    timer = Timer(echo)
+    with timer.stage("plan"):
+        p = plan(config)
+        names = list(forget_splits or PROTOCOLS[protocol])
+        check_forget_splits(p, names)
+    p.group_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(p.group_dir / "GROUP.json", {"status": "running", "protocol": protocol})
+    references = train_subjects(p, timer)
+    target = references[0]
+    subjects: list[Subject] = []
+    for subject in references:
+        subject.record = _open_record(p, subject)
+        if not subject.record.is_finished():
+            subject.record.update_header(model_path=subject.model_path, stage_info=subject.info)
+        subjects.append(subject)
+    for ucfg in config.unlearn:
+        start = target.model_path
+        for step, split in enumerate(names, 1):
+            with timer.stage(f"unlearn {ucfg.label or ucfg.method} on {split}"):
+                ckpt = _unlearn_step(p, split, start, ucfg)
+            subjects.append(_protocol_subject(p, protocol, step, split, ucfg, ckpt))
+            if protocol == "sustainability":
+                start = str(ckpt.path)  # the next request starts from this unlearned model
+    for subject in subjects:
+        evaluate_subject(p, subject, timer)
+    records = [s.record for s in subjects if s.record is not None]
+    with timer.stage("score"):
+        reference = _reference_view(p, subjects)
+        for record in records:
+            if not record.is_finished():
+                finalize_results(record, p.spec, reference)
+    plots = draw_curves(records, p.spec.name, protocol, p.group_dir)
+    atomic_write_json(
+        p.group_dir / "GROUP.json",
+        {"status": "finished", "protocol": protocol, "config": config.to_dict(),
+         "seconds": timer.seconds, "runs": [r.run_id for r in records]},
+    )  # fmt: skip
+    return p.group_dir, records, plots
+
+
+def draw_curves(records: list[RunRecord], task: str, protocol: str, out_dir: Path) -> list[Path]:
+    """The protocol's curves (PNG + SVG) through ``unlearn_bench.plots``."""
+    from unlearn_bench.leaderboard_rows import rows_from_records
+    from unlearn_bench.plots import draw_protocol
+
+    rows = [r for r in rows_from_records(records) if r.task == task]
+    return draw_protocol(task, protocol, rows, out_dir / f"{task}.{protocol}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="YAML run configuration (task, methods)")
+    parser.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
+    parser.add_argument("--splits", nargs="+", help="forget splits in order (default: MUSE's)")
+    parser.add_argument("--data-dir", help="local copy of the task's data")
+    args = parser.parse_args(argv)
+    try:
+        overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+        config = RunConfig.from_yaml(args.config, overrides)
+        group, records, plots = run_muse_protocol(config, args.protocol, args.splits)
+    except UnlearnBenchError as exc:
+        print(f"unlearn-bench: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Run records: {group} ({len(records)} runs)")
+    for path in plots:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
