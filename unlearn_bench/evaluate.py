@@ -16,6 +16,7 @@ from unlearn_bench.backends.base import (
     GenerateRequest,
     ScoreRequest,
     TokenScores,
+    require_capabilities,
     truncate_to_tokens,
 )
 from unlearn_bench.metrics import METRICS
@@ -34,6 +35,49 @@ class _Pending:
     index: int | None  # position inside perturbed_answer
 
 
+# Observations that ride on the answer's own forward pass (ScoreRequest flags).
+ANSWER_EXTRAS = {"answer_vocab_stats": "vocab_stats", "answer_grad_norm": "grad"}
+
+
+class _ScoreQueue:
+    """Score requests, each distinct (context, continuation) once, extras OR-ed together.
+
+    TOFU's real-authors and world-facts records score the answer as their paraphrase too, and
+    one answer may need plain scores on one set and Min-K%++ statistics on another: every
+    such duplicate becomes one request, so no forward pass runs twice in a run.
+    """
+
+    def __init__(self) -> None:
+        self.slots: dict[tuple[str, str, bool], int] = {}
+        self.flags: list[tuple[bool, bool]] = []
+        self.pending: list[list[_Pending]] = []
+
+    def add(self, request: ScoreRequest, item: _Pending) -> None:
+        key = (request.context, request.continuation, request.add_special_tokens)
+        slot = self.slots.setdefault(key, len(self.slots))
+        if slot == len(self.flags):
+            self.flags.append((False, False))
+            self.pending.append([])
+        stats, grad = self.flags[slot]
+        self.flags[slot] = (stats or request.vocab_stats, grad or request.grad_norm)
+        self.pending[slot].append(item)
+
+    def run(self, backend: Backend, task: str) -> None:
+        requests = [
+            ScoreRequest(context, continuation, special, vocab_stats=stats, grad_norm=grad)
+            for (context, continuation, special), (stats, grad) in zip(
+                self.slots, self.flags, strict=True
+            )
+        ]
+        needed = {"vocab_stats" for r in requests if r.vocab_stats}
+        needed |= {"grad" for r in requests if r.grad_norm}
+        require_capabilities(backend, needed, task)
+        results = backend.logprobs(requests) if requests else []
+        for items, result in zip(self.pending, results, strict=True):
+            for item in items:
+                _store(item, result)
+
+
 def needed_observations(metric_names: list[str]) -> set[str]:
     needs: set[str] = set()
     for name in metric_names:
@@ -48,8 +92,7 @@ def collect_observations(
     max_new_tokens: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Return ``{eval set: [sample]}`` where each sample holds its record and ``obs``."""
-    score_requests: list[ScoreRequest] = []
-    pending: list[_Pending] = []
+    queue = _ScoreQueue()
     gen_requests: list[GenerateRequest] = []
     gen_samples: list[dict[str, Any]] = []
     out: dict[str, list[dict[str, Any]]] = {}
@@ -75,18 +118,21 @@ def collect_observations(
             if prefixes is not None:
                 sample["obs"]["reference_prefix"] = prefixes[index]
             out[set_name].append(sample)
+            extras = needs & ANSWER_EXTRAS.keys()
             for field in (*LOGPROB_FIELDS, "perturbed_answer"):
-                if field not in needs:
+                if field not in needs and not (field == "answer" and extras):
                     continue
                 texts = record[field] if field == "perturbed_answer" else [record[field]]
                 for i, text in enumerate(texts):
-                    score_requests.append(
+                    queue.add(
                         ScoreRequest(
-                            prompt.context, prompt.answer_prefix + text, prompt.add_special_tokens
-                        )
-                    )
-                    pending.append(
-                        _Pending(sample, field, i if field == "perturbed_answer" else None)
+                            prompt.context,
+                            prompt.answer_prefix + text,
+                            prompt.add_special_tokens,
+                            vocab_stats=field == "answer" and "answer_vocab_stats" in extras,
+                            grad_norm=field == "answer" and "answer_grad_norm" in extras,
+                        ),
+                        _Pending(sample, field, i if field == "perturbed_answer" else None),
                     )
             if "generation" in needs:
                 gen_requests.append(
@@ -99,9 +145,7 @@ def collect_observations(
                     )
                 )
                 gen_samples.append(sample)
-    scores = backend.logprobs(score_requests) if score_requests else []
-    for item, result in zip(pending, scores, strict=True):
-        _store(item, result)
+    queue.run(backend, spec.name)
     texts = backend.generate(gen_requests) if gen_requests else []
     for sample, text in zip(gen_samples, texts, strict=True):
         sample["obs"]["generation"] = text.strip()
@@ -124,10 +168,18 @@ def _reference_prefixes(
 
 def _store(item: _Pending, result: TokenScores) -> None:
     obs = item.sample["obs"]
-    if item.index is None:
-        obs[item.field] = result.to_json()
-    else:
-        obs.setdefault(item.field, []).append(result.to_json())
+    scores = {"logprobs": result.logprobs, "greedy": result.greedy}
+    if item.index is not None:
+        obs.setdefault(item.field, []).append(scores)
+        return
+    obs[item.field] = scores
+    if item.field == "answer" and result.vocab_means is not None:
+        obs["answer_vocab_stats"] = {"means": result.vocab_means, "stds": result.vocab_stds}
+    if item.field == "answer" and result.grad_norm is not None:
+        obs["answer_grad_norm"] = {
+            "l2": result.grad_norm,
+            "mean_param_l2": result.grad_norm_mean_param,
+        }
 
 
 def score_samples(spec: TaskSpec, samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -178,10 +178,9 @@ def _validate(spec: TaskSpec, path: Path) -> None:
                 )
     for name in spec.derived:
         DERIVED_METRICS.get(name)
-    if spec.scorers:
-        from unlearn_bench.judges import check_scorers
+    from unlearn_bench.judges import check_scorers
 
-        check_scorers(spec, where)
+    check_scorers(spec, where)  # also: a metric needing a scorer slot the task leaves empty
 
 
 def find_task(name_or_path: str) -> Path:

@@ -25,8 +25,14 @@ def test_book_passages_are_consecutive_prefix_continuation_pairs():
 
 
 def test_builtin_copyright_splits_are_disjoint():
-    opts = {"book": "builtin:tiny", "normal": "builtin", "prefix_words": 10,
-            "continuation_words": 15, "n_forget": 8, "n_eval": 4}
+    opts = {
+        "book": "builtin:tiny",
+        "normal": "builtin",
+        "prefix_words": 10,
+        "continuation_words": 15,
+        "n_forget": 8,
+        "n_eval": 4,
+    }
     splits = llmu.copyright(opts, None)
     forget = {r["passage"] for r in splits["forget"]}
     unseen = {r["passage"] for r in splits["unseen_passages"]}
@@ -106,8 +112,15 @@ def test_hub_code_path_truthfulqa_layout(tmp_path):
     pytest.importorskip("datasets")
     folder = tmp_path / "tqa" / "generation"
     folder.mkdir(parents=True)
-    row = {"question": "Q?", "best_answer": "A.", "correct_answers": ["A."],
-           "incorrect_answers": ["B."], "type": "x", "category": "y", "source": "z"}
+    row = {
+        "question": "Q?",
+        "best_answer": "A.",
+        "correct_answers": ["A."],
+        "incorrect_answers": ["B."],
+        "type": "x",
+        "category": "y",
+        "source": "z",
+    }
     (folder / "validation-00000-of-00001.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(UnlearnBenchError, match="cannot load dataset"):
         files.truthfulqa(None, str(tmp_path / "missing-dataset"))
@@ -120,3 +133,12 @@ def test_task_files_load_with_shared_data(shared_data):
         spec = parse_task(find_task(name))
         splits = load_task_data(spec, shared_data)
         assert splits["forget"] and all(splits[e.split] for e in spec.evaluation.values())
+
+
+def test_template_prompt_style_is_the_papers_format():
+    from unlearn_bench.prompts import format_prompt
+    from unlearn_bench.tasks import PromptSpec
+
+    prompt = format_prompt(PromptSpec(style="template"), "Is {x} safe?", lambda m: "unused")
+    assert prompt.context == "### Question: Is {x} safe?\n ### Answer:"  # braces kept verbatim
+    assert prompt.answer_prefix == " " and prompt.add_special_tokens

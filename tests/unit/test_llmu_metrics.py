@@ -5,8 +5,7 @@ import math
 import pytest
 
 from unlearn_bench.evaluate import score_samples
-from unlearn_bench.metrics import METRICS
-from unlearn_bench.metrics import llmu
+from unlearn_bench.metrics import METRICS, llmu
 from unlearn_bench.tasks import DataSpec, EvalSetSpec, TaskSpec
 
 

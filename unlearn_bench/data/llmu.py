@@ -60,7 +60,7 @@ def normal_splits(
     if source == "builtin":
         from unlearn_bench.data.llmu_builtin import NORMAL_QA
 
-        rows = [
+        rows: list[Record] = [
             {"question": q, "best_answer": a, "correct_answers": [a], "incorrect_answers": []}
             for q, a in NORMAL_QA
         ]
@@ -170,7 +170,7 @@ def hallucination(options: dict[str, Any], data_dir: Path | None) -> Splits:
 def book_passages(
     text: str, prefix_words: int, continuation_words: int, skip_words: int
 ) -> list[tuple[str, str]]:
-    """Consecutive, non-overlapping passages as (prefix, true continuation), whitespace collapsed."""
+    """Consecutive, non-overlapping (prefix, true continuation) passages; whitespace collapsed."""
     words = text.split()[skip_words:]
     size = prefix_words + continuation_words
     return [

@@ -1,4 +1,4 @@
-"""Readers for the data of Yao et al.'s three scenarios: local copies and the hub, one shape.
+r"""Readers for the data of Yao et al.'s three scenarios: local copies and the hub, one shape.
 
 Local layout is that of ``../shared/data`` (see each folder's PROVENANCE.md); a task's
 ``--data-dir`` (or ``$UNLEARN_BENCH_DATA``) points at that root. Hub loading goes through
@@ -10,7 +10,7 @@ Format facts these readers rely on (PROVENANCE.md of each folder):
 - PKU-SafeRLHF raw records (hub layout, v0 and v1): ``response_0/1`` + ``is_response_0/1_safe``.
 - TruthfulQA.csv starts with a UTF-8 BOM; answers in ``Correct/Incorrect Answers`` are
   ``;``-separated.
-- HarmBench CSVs may carry ``\\r\\n`` inside fields: normalised to ``\\n``.
+- HarmBench CSVs may carry ``\r\n`` inside fields: normalised to ``\n``.
 - Two Gutenberg texts are latin-1; Moby Dick has CRLF line endings.
 """
 
@@ -158,8 +158,11 @@ def pku_raw_pairs(rows: list[Row]) -> list[Row]:
 
 
 def pku_labelled(root: Path | None, source: str) -> list[Row]:
-    """Every (prompt, response, is_safe) of a PKU source: ``local:v0``, ``local:v1`` or a hub
-    id / local file or folder in the hub's raw layout, optionally ``@split``."""
+    """Every (prompt, response, is_safe) of a PKU source.
+
+    ``local:v0``, ``local:v1``, or a hub id / local file or folder in the hub's raw layout,
+    optionally followed by ``@split``.
+    """
     if source == "local:v0":
         pairs = pku_v0_pairs(local_file(data_root(root, "PKU v0"), PKU_V0))
         return [
@@ -229,8 +232,10 @@ def advbench_prompts(root: Path | None, source: str) -> list[str]:
 
 
 def harmbench_prompts(root: Path | None, source: str) -> list[str]:
-    """HarmBench *standard* behaviours (contextual ones need their context; copyright ones are
-    about reproducing text, not harmful answers)."""
+    """HarmBench *standard* behaviours.
+
+    Contextual ones need their context; copyright ones are about reproducing text, not harm.
+    """
     if source == "local":
         rows = read_csv_rows(local_file(data_root(root, "HarmBench"), HARMBENCH))
         return [r["Behavior"] for r in rows if r["FunctionalCategory"] == "standard"]
@@ -238,13 +243,16 @@ def harmbench_prompts(root: Path | None, source: str) -> list[str]:
 
 
 def read_book(root: Path | None, source: str) -> tuple[str, str]:
-    """Text of a book and the encoding used: ``gutenberg:<member>`` or a path (``.txt``/zip::member).
+    """Text of a book and its encoding: ``gutenberg:<member>``, a path, or ``zip::member``.
 
     UTF-8 first; a file that is not UTF-8 is read as latin-1 (which maps every byte), and the
     encoding is recorded with every passage so the choice is visible.
     """
     if source.startswith("gutenberg:"):
-        zip_path, member = local_file(data_root(root, "Gutenberg"), GUTENBERG), source.split(":", 1)[1]
+        zip_path, member = (
+            local_file(data_root(root, "Gutenberg"), GUTENBERG),
+            source.split(":", 1)[1],
+        )
         member = member if "/" in member else f"gutenberg/{member}"
     elif "::" in source:
         zip_path_s, member = source.split("::", 1)

@@ -49,7 +49,9 @@ def load_tofu(options: dict[str, Any], data_dir: Path | None) -> dict[str, list[
         raise UnlearnBenchError(
             f"{SOURCE_NAME}: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(_OPTIONS))}"
         )
-    configs = list(options.get("configs") or CONFIGS)
+    configs = options.get("configs") or list(CONFIGS)
+    if isinstance(configs, str):
+        configs = [configs]
     bad = [c for c in configs if c not in CONFIGS]
     if bad:
         raise UnlearnBenchError(

@@ -105,7 +105,9 @@ def check_scorers(spec: TaskSpec, where: str) -> None:
 
     unknown = sorted(set(spec.scorers) - set(SLOTS))
     if unknown:
-        raise UnlearnBenchError(f"{where}: unknown scorer slot {unknown[0]!r}; known: {list(SLOTS)}")
+        raise UnlearnBenchError(
+            f"{where}: unknown scorer slot {unknown[0]!r}; known: {list(SLOTS)}"
+        )
     for slot in spec.scorers:
         _scorer_config(spec, slot, where)
     for eval_set in spec.evaluation.values():

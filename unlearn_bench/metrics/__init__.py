@@ -20,6 +20,7 @@ from unlearn_bench.registry import Registry
 #   "perturbed_answer": a list of token scores, one per perturbed answer
 #   "generation": the greedy completion of the question
 #   "answer_vocab_stats": per-position mean/std of log p over the full vocabulary (HF only)
+#   "answer_grad_norm": norms of the gradient of the answer's mean NLL (HF only, "grad")
 OBSERVATIONS = ("answer", "paraphrased_answer", "perturbed_answer", "generation")
 
 Sample = dict[str, Any]
@@ -130,6 +131,12 @@ for _name in (
     METRICS.register_lazy(_name, f"{_TOFU}:registered")
 for _name in ("forget_quality", "retain_utility", "model_utility"):
     DERIVED_METRICS.register_lazy(_name, f"{_TOFU}:registered")
+_TOFU_MIA = "unlearn_bench.metrics.tofu_mia"
+_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus", "gradnorm", "gradnorm_mean_param")
+for _name in _ATTACKS:
+    METRICS.register_lazy(f"mia_{_name}", f"{_TOFU_MIA}:registered")
+for _name in (*(f"mia_{a}_auc" for a in _ATTACKS), "mia_reference_auc", "tofu_privleak"):
+    DERIVED_METRICS.register_lazy(_name, f"{_TOFU_MIA}:registered")
 _LLMU = "unlearn_bench.metrics.llmu"
 for _name in (
     "diversity", "not_meaningful", "leak_bleu", "leak_rate_bleu10", "continuation_rouge_l",

@@ -44,9 +44,11 @@ def diversity(text: str) -> float:
 
 
 def not_meaningful(text: str) -> bool:
-    """True when the output is "mostly one repeated character" (the paper's NM), defined here as:
-    empty after stripping whitespace, or its most frequent character (any character, spaces
-    included) making up at least ``NM_MAJORITY`` (50%) of its characters."""
+    """True when the output is "mostly one repeated character" (the paper's NM).
+
+    Defined here as: empty after stripping whitespace, or its most frequent character (any
+    character, spaces included) making up at least ``NM_MAJORITY`` (50%) of its characters.
+    """
     stripped = text.strip()
     if not stripped:
         return True
@@ -70,7 +72,7 @@ def _bleu() -> Any:
 
 
 def sentence_bleu(hypothesis: str, reference: str) -> float:
-    """sacrebleu sentence BLEU (0-100, tokenizer 13a, exp smoothing, effective order)."""
+    """Sacrebleu sentence BLEU (0-100, tokenizer 13a, exp smoothing, effective order)."""
     return float(_bleu().sentence_score(hypothesis, [reference]).score)
 
 
@@ -103,7 +105,7 @@ def not_meaningful_metric(sample: Sample) -> float:
 @sample_metric("leak_bleu", version=1, needs=["generation"], higher_is_better=False,
                capabilities=_GEN)  # fmt: skip
 def leak_bleu(sample: Sample) -> float:
-    """sacrebleu sentence BLEU (0-100) of the completion against the true continuation."""
+    """Sacrebleu sentence BLEU (0-100) of the completion against the true continuation."""
     return sentence_bleu(_gen(sample), sample["answer"])
 
 

@@ -97,14 +97,40 @@ def extraction_strength(sample: Sample) -> float:
     return lk.extraction_strength(sample["obs"]["answer"]["greedy"])
 
 
-@derived_metric("forget_quality", version=1, higher_is_better=True, needs_reference=True)
+def _same_question(mine: str, theirs: str) -> bool:
+    # A TOFU eval log stores the formatted prompt ("[INST] q [/INST]"), which contains q.
+    return mine.strip() == theirs.strip() or mine.strip() in theirs
+
+
+@derived_metric("forget_quality", version=2, higher_is_better=True, needs_reference=True)
 def forget_quality(run: Any, reference: Any) -> DerivedResult:
-    """KS-test p-value of per-item forget truth ratios, this run vs the retain reference run."""
+    """KS-test p-value of per-item forget truth ratios, this run vs the retain reference.
+
+    Version 2: items are paired with the reference's by forget eval-set index and the test
+    runs on the items both have (TOFU's own logs cover the first 300 forget items); where
+    both know the question, a mismatch leaves the value empty instead of comparing other items.
+    """
     if reference is None:
         return DerivedResult(None, "no retain reference run: forget quality left empty")
-    mine = [raw_truth_ratio(s) for s in run.samples("forget")]
-    theirs = reference.forget_truth_ratios()
-    return DerivedResult(stats.forget_quality(mine, theirs), f"reference={reference.label}")
+    from unlearn_bench.references import reference_values
+
+    ref = reference_values(reference)
+    samples = run.samples("forget")
+    common = [s for s in samples if s["index"] in ref.truth_ratios]
+    if not common:
+        return DerivedResult(None, f"reference {ref.label} shares no forget items with this run")
+    for s in common:
+        theirs = ref.questions.get(s["index"])
+        if theirs is not None and not _same_question(s["question"], theirs):
+            return DerivedResult(
+                None, f"reference {ref.label} has another question at forget index {s['index']}"
+            )
+    mine = [raw_truth_ratio(s) for s in common]
+    value = stats.forget_quality(mine, [ref.truth_ratios[s["index"]] for s in common])
+    note = f"reference={ref.label} ({ref.kind}); n={len(common)}"
+    if len(common) < len(samples):
+        note += f" of {len(samples)} forget items (those the reference covers)"
+    return DerivedResult(value, note)
 
 
 @derived_metric("retain_utility", version=1, higher_is_better=True)

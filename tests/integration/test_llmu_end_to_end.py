@@ -1,0 +1,98 @@
+"""A Yao et al. scenario end to end on the tiny model: original, finetune on normal, GA,
+GA+Mismatch; generation, judges and reference-model scorers, results and leaderboard."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from llmu_tiny import build_bert_encoder
+
+from unlearn_bench.cli import main
+from unlearn_bench.config import RunConfig
+from unlearn_bench.runner import run_protocol
+
+torch.set_num_threads(1)
+
+
+def _task(tmp_path, model_dir):
+    encoder = build_bert_encoder(tmp_path / "enc")
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(
+        json.dumps({"question": f"q{i}", "response": f"{w} {i}", "label": int(w == "bomb")}) + "\n"
+        for i in range(6) for w in ("bomb", "sorry")
+    ))  # fmt: skip
+    gen_metrics = ["diversity", "not_meaningful"]
+    leak = ["leak_rate_bleu10", "leak_bleu", "continuation_rouge_l", *gen_metrics]
+    task = {
+        "name": "llmu_tiny", "version": 1,
+        "data": {"source": "llmu:copyright", "options": {
+            "book": "builtin:tiny", "normal": "builtin", "prefix_words": 12,
+            "continuation_words": 16, "n_forget": 6, "n_eval": 4}},
+        "splits": {"full": "full", "retain": "retain", "forget": "forget"},
+        "prompt": {"style": "template", "template": "{question}", "answer_prefix": " "},
+        "generation": {"max_new_tokens": 10},
+        "requires": ["generate"],
+        "scorers": {
+            "fluency": {"kind": "reference_ppl", "model": str(model_dir)},
+            "similarity": {"kind": "minilm", "original": str(model_dir), "embedder": str(encoder)},
+            "harm": {"kind": "probe", "labelled": str(labelled), "embedder": str(encoder)},
+        },
+        "evaluation": {
+            "unlearned_passages": {"split": "unlearned_passages", "metrics": leak},
+            "unseen_passages": {"split": "unseen_passages", "metrics": leak},
+            "normal": {"split": "normal", "metrics": [
+                *gen_metrics, "fluency_ppl", "similarity_minilm", "harmful_rate_probe"]},
+        },
+    }  # fmt: skip
+    path = tmp_path / "llmu_tiny.yaml"
+    path.write_text(yaml.safe_dump(task))
+    return path
+
+
+@pytest.fixture
+def finished_run(tiny_model_dir, tmp_path):
+    train = {"lr": 1e-3, "batch_size": 2, "max_steps": 2, "max_length": 64}
+    config = RunConfig.from_dict({
+        "task": str(_task(tmp_path, tiny_model_dir)), "model": str(tiny_model_dir),
+        "runs_dir": str(tmp_path / "runs"), "leaderboards_dir": str(tmp_path / "lb"),
+        "run_id": "g", "finetune": None, "retain_model": False, "eval": {"limit": 4},
+        "unlearn": [{"method": m, **train} for m in ("finetune_normal", "grad_ascent",
+                                                       "ga_mismatch")],
+    })  # fmt: skip
+    _, records, _ = run_protocol(config, echo=lambda _: None)
+    return tmp_path, records
+
+
+def test_rows_columns_and_named_judges(finished_run):
+    _, records = finished_run
+    labels = [r.header["label"] for r in records]
+    assert labels == ["target", "finetune_normal", "grad_ascent", "ga_mismatch"]
+    results = {r.header["label"]: r.results()["llmu_tiny"] for r in records}
+    original = results["target"]
+    # The original compared with itself: identical (cached) outputs, cosine 1.
+    assert original["normal/similarity_minilm"]["value"] == pytest.approx(1.0, abs=1e-5)
+    ident = original["normal/similarity_minilm"]["scorer:similarity"]
+    assert "not BLEURT" in ident["judge"]
+    assert original["normal/harmful_rate_probe"]["scorer:harm"]["judge"].startswith("probe")
+    assert "undefined" in original["normal/fluency_ppl"]["note"]
+    for label, res in results.items():
+        assert 0.0 <= res["unlearned_passages/leak_rate_bleu10"]["value"] <= 1.0, label
+        assert res["unseen_passages/leak_bleu"]["n"] == 4
+    sample = records[2].read_samples("llmu_tiny")[0]
+    assert {"generation", "scorer:fluency", "scorer:similarity"} & set(sample["obs"])
+
+
+def test_rescore_without_a_model_and_leaderboard(finished_run, capsys):
+    tmp_path, records = finished_run
+    run_dir = tmp_path / "runs" / "g" / "ga_mismatch"
+    stored = json.loads((run_dir / "results.json").read_text())["llmu_tiny"]
+    capsys.readouterr()
+    assert main(["score", str(run_dir)]) == 0
+    rescored = json.loads(capsys.readouterr().out)["llmu_tiny"]
+    for key in ("unlearned_passages/leak_bleu", "normal/similarity_minilm", "normal/diversity"):
+        assert rescored[key]["value"] == pytest.approx(stored[key]["value"])
+    out = tmp_path / "tables"
+    assert main(["leaderboard", "--runs-dir", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    table = (out / "llmu_tiny.md").read_text()
+    assert "unseen_passages/leak_rate_bleu10" in table and "ga_mismatch" in table

@@ -1,0 +1,199 @@
+"""TOFU's membership-inference suite: per-sample attack scores, forget-vs-holdout AUCs, PrivLeak.
+
+Sample metrics (eval sets ``forget`` and ``holdout``) hold each attack's member-ness score of
+the answer, higher = more likely trained on (``metrics.mia``). Derived metrics turn them into a
+ROC AUC of forget (members) against holdout (non-members) with scikit-learn's
+``roc_auc_score``, reported in the **standard** orientation: 1 = the forget answers are
+recognisably members, 0.5 = indistinguishable from never-seen holdout answers. That is the
+orientation of open-unlearning's TOFU ``mia_*`` numbers, so they compare directly.
+
+PrivLeak (SPEC, Shi et al. 2024) = (AUC_unlearned - AUC_retain) / AUC_retain x 100 on the Min-K%
+(k = 0.4) attack in MUSE's orientation (= 1 - the standard AUC), the retain model's AUC from
+the reference: about 0 is ideal, about -100 under-unlearning, positive over-unlearning. It is
+registered as ``tofu_privleak``: MUSE's ``privleak`` reads MUSE's own eval sets.
+
+The Reference attack (Carlini et al. 2021) needs the reference model's answer log-probs per
+item; they come from the reference run's stored samples (TOFU: the retain model), never from a
+second model loaded here: metrics do not run models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unlearn_bench.metrics import DerivedResult, Sample, derived_metric, sample_metric
+from unlearn_bench.metrics import mia as attacks
+from unlearn_bench.metrics.stats import privleak
+
+MIN_K = 0.4  # SPEC / MUSE: Min-40%
+FORGET, HOLDOUT = "forget", "holdout"
+CONVENTION_NOTE = "AUC orientation 'standard' (1 = forget items detectable as members)"
+
+
+def _lp(sample: Sample) -> list[float]:
+    return sample["obs"]["answer"]["logprobs"]
+
+
+@sample_metric("mia_loss", version=1, needs=["answer"], higher_is_better=None)
+def mia_loss(sample: Sample) -> float:
+    """LOSS attack (Yeom et al. 2018) member-ness: mean answer-token log-prob (= -mean NLL)."""
+    return attacks.loss_score(_lp(sample))
+
+
+@sample_metric("mia_zlib", version=1, needs=["answer"], higher_is_better=None)
+def mia_zlib(sample: Sample) -> float:
+    """ZLib attack (Carlini et al. 2021) member-ness: -mean NLL / zlib length of the answer."""
+    return attacks.zlib_score(_lp(sample), sample["answer"])
+
+
+@sample_metric("mia_min_k", version=1, needs=["answer"], higher_is_better=None)
+def mia_min_k(sample: Sample) -> float:
+    """Min-K% Prob (Shi et al. 2024) member-ness: mean of the lowest 40% answer log-probs."""
+    return attacks.min_k_score(_lp(sample), MIN_K)
+
+
+@sample_metric(
+    "mia_min_k_plus_plus",
+    version=1,
+    needs=["answer", "answer_vocab_stats"],
+    higher_is_better=None,
+    capabilities=("logprobs", "vocab_stats"),
+)
+def mia_min_k_plus_plus(sample: Sample) -> float:
+    """Min-K%++ (Zhang et al. 2024): Min-40% of per-position standardised answer log-probs."""
+    stats = sample["obs"]["answer_vocab_stats"]
+    return attacks.min_k_plus_plus_score(_lp(sample), stats["means"], stats["stds"], MIN_K)
+
+
+@sample_metric(
+    "mia_gradnorm",
+    version=1,
+    needs=["answer_grad_norm"],
+    higher_is_better=None,
+    capabilities=("grad",),
+)
+def mia_gradnorm(sample: Sample) -> float:
+    """GradNorm member-ness: -L2 norm of the gradient of the mean answer NLL, all parameters."""
+    return attacks.gradnorm_score(sample["obs"]["answer_grad_norm"]["l2"])
+
+
+@sample_metric(
+    "mia_gradnorm_mean_param",
+    version=1,
+    needs=["answer_grad_norm"],
+    higher_is_better=None,
+    capabilities=("grad",),
+)
+def mia_gradnorm_mean_param(sample: Sample) -> float:
+    """GradNorm variant (open-unlearning / mimir code): -mean of per-tensor gradient L2 norms."""
+    return attacks.gradnorm_score(sample["obs"]["answer_grad_norm"]["mean_param_l2"])
+
+
+#: attack name (as open-unlearning's ``mia_<attack>``) -> the sample metric holding its score
+ATTACK_METRICS: dict[str, Any] = {
+    "loss": mia_loss,
+    "zlib": mia_zlib,
+    "min_k": mia_min_k,
+    "min_k_plus_plus": mia_min_k_plus_plus,
+    "gradnorm": mia_gradnorm,
+    "gradnorm_mean_param": mia_gradnorm_mean_param,
+}
+
+
+def attack_scores(view: Any, attack: str) -> tuple[list[float], list[float]]:
+    """Member-ness of every forget and holdout sample of a run, from stored observations."""
+    fn = ATTACK_METRICS[attack]
+    return [fn(s) for s in view.samples(FORGET)], [fn(s) for s in view.samples(HOLDOUT)]
+
+
+def attack_auc(view: Any, attack: str) -> float:
+    """Standard-orientation ROC AUC of one attack, forget (members) vs holdout."""
+    forget, holdout = attack_scores(view, attack)
+    return attacks.mia_auc(forget, holdout, convention="standard")
+
+
+def _register_auc(attack: str, title: str) -> None:
+    def auc(run: Any, reference: Any) -> DerivedResult:
+        forget, holdout = attack_scores(run, attack)
+        value = attacks.mia_auc(forget, holdout, convention="standard")
+        note = f"{CONVENTION_NOTE}; n_forget={len(forget)}, n_holdout={len(holdout)}"
+        return DerivedResult(value, note)
+
+    auc.__doc__ = f"ROC AUC of the {title} attack, forget vs holdout answers (1 = members)."
+    derived_metric(f"mia_{attack}_auc", version=1, higher_is_better=None)(auc)
+
+
+for _attack, _title in (
+    ("loss", "LOSS"),
+    ("zlib", "ZLib"),
+    ("min_k", "Min-40%"),
+    ("min_k_plus_plus", "Min-40%++"),
+    ("gradnorm", "GradNorm (global L2)"),
+    ("gradnorm_mean_param", "GradNorm (mean per-tensor L2, open-unlearning variant)"),
+):
+    _register_auc(_attack, _title)
+
+
+def _paired_reference_scores(
+    run: Any, eval_set: str, reference_logprobs: dict[int, list[float]]
+) -> list[float]:
+    return [
+        attacks.reference_score(_lp(s), reference_logprobs[s["index"]])
+        for s in run.samples(eval_set)
+        if s["index"] in reference_logprobs
+    ]
+
+
+@derived_metric("mia_reference_auc", version=1, higher_is_better=None, needs_reference=True)
+def mia_reference_auc(run: Any, reference: Any) -> DerivedResult:
+    """ROC AUC of the Reference attack, NLL(this model) - NLL(reference model), forget vs holdout.
+
+    The reference model is the reference run's (TOFU: the retain model, as open-unlearning
+    uses); its answer log-probs are paired with this run's by eval-set index.
+    """
+    if reference is None:
+        return DerivedResult(None, "no reference run: the Reference attack left empty")
+    from unlearn_bench.references import reference_values
+
+    ref = reference_values(reference)
+    per_set = {name: ref.answer_logprobs.get(name) or {} for name in (FORGET, HOLDOUT)}
+    if not per_set[FORGET] or not per_set[HOLDOUT]:
+        return DerivedResult(
+            None, f"reference {ref.label} ({ref.kind}) has no per-item forget and holdout log-probs"
+        )
+    forget = _paired_reference_scores(run, FORGET, per_set[FORGET])
+    holdout = _paired_reference_scores(run, HOLDOUT, per_set[HOLDOUT])
+    if not forget or not holdout:
+        return DerivedResult(None, f"reference {ref.label} shares no forget/holdout items")
+    value = attacks.mia_auc(forget, holdout, convention="standard")
+    return DerivedResult(
+        value,
+        f"{CONVENTION_NOTE}; reference={ref.label}; n_forget={len(forget)}, "
+        f"n_holdout={len(holdout)}",
+    )
+
+
+@derived_metric("tofu_privleak", version=1, higher_is_better=None, needs_reference=True)
+def tofu_privleak(run: Any, reference: Any) -> DerivedResult:
+    """PrivLeak = (AUC - AUC_retain) / AUC_retain x 100, Min-40% AUC in MUSE's orientation."""
+    if reference is None:
+        return DerivedResult(None, "no retain reference: PrivLeak left empty")
+    from unlearn_bench.references import reference_values
+
+    ref = reference_values(reference)
+    ref_standard = ref.mia_auc.get("min_k")
+    if ref_standard is None:
+        return DerivedResult(None, f"reference {ref.label} ({ref.kind}) has no Min-K% AUC")
+    auc = 1.0 - attack_auc(run, "min_k")  # MUSE orientation: 0 = memorised, 0.5 = unseen
+    ref_auc = 1.0 - ref_standard
+    if ref_auc == 0.0:
+        return DerivedResult(None, f"reference {ref.label}: Min-K% AUC 0, PrivLeak undefined")
+    return DerivedResult(
+        privleak(auc, ref_auc),
+        f"Min-40% AUC (MUSE orientation) {auc:.4f} vs reference {ref.label} ({ref.kind}) "
+        f"{ref_auc:.4f}",
+        {"auc": auc, "reference_auc": ref_auc},
+    )
+
+
+registered = True  # target of the lazy registry entries in unlearn_bench.metrics

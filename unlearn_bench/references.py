@@ -1,0 +1,267 @@
+"""Reference (retain-model) values: forget quality, PrivLeak and the Reference attack need them.
+
+TOFU compares an unlearned model with a model never trained on the forget set (the retain
+model). What is needed of it, per forget-set item: its truth ratio R (forget quality's KS test);
+its Min-K% AUC (PrivLeak); its answer log-probs on forget and holdout (Reference attack).
+``ReferenceValues`` holds exactly that, from one of three sources:
+
+- a **retain run** of this harness (``--reference runs/<group>/retain``): computed from the
+  run's stored samples and cached under the user cache, keyed by the samples' sha256;
+- **open-unlearning** ``*_EVAL.json``: ``forget_truth_ratio.value_by_index[i].score`` is R per
+  dataset index, ``mia_<attack>.agg_value`` an AUC in the standard orientation;
+- **TOFU's aggregated eval logs** (``eval_log_aggregated.json[.gz]``, locuslab/tofu): per index
+  of ``eval_log_forget.json``, R = exp(avg_paraphrased_loss - mean(average_perturb_loss))
+  (mean per-token losses); TOFU evaluated the first 300 forget items (``ds_size300``).
+
+Values are matched to this run's items by eval-set index, and where both sides know the
+question, the questions must agree. ``python -m unlearn_bench.references import LOG --task T
+--out DIR`` writes an imported log as a *reference record*, a folder that ``--reference``
+accepts like a run (status "reference", so leaderboards skip it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import atomic_write_json, atomic_write_text, cache_dir
+
+FORMAT_VERSION = 1
+RECORD_SET = "reference_values"  # eval-set name of the one sample a reference record holds
+OPEN_UNLEARNING_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+
+
+@dataclass
+class ReferenceValues:
+    """Per-item values of a reference model; AUCs in the standard orientation (1 = members)."""
+
+    label: str
+    kind: str  # "run", "open-unlearning" or "tofu-eval-log"
+    source: str
+    truth_ratios: dict[int, float]  # forget eval-set index -> raw truth ratio R
+    questions: dict[int, str] = field(default_factory=dict)  # forget index -> question text
+    mia_auc: dict[str, float] = field(default_factory=dict)  # attack -> AUC
+    answer_logprobs: dict[str, dict[int, list[float]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReferenceValues:
+        def keyed(d: dict[str, Any]) -> dict[int, Any]:
+            return {int(k): v for k, v in d.items()}
+
+        return cls(
+            label=data["label"],
+            kind=data["kind"],
+            source=data["source"],
+            truth_ratios=keyed(data["truth_ratios"]),
+            questions=keyed(data.get("questions", {})),
+            mia_auc=dict(data.get("mia_auc", {})),
+            answer_logprobs={k: keyed(v) for k, v in data.get("answer_logprobs", {}).items()},
+            notes=list(data.get("notes", [])),
+            version=int(data.get("version", FORMAT_VERSION)),
+        )
+
+
+# --- from a run --------------------------------------------------------------------------------
+def from_view(view: Any) -> ReferenceValues:
+    """Values of a run (``scoring.RunView``), or those a reference record carries."""
+    if RECORD_SET in view.by_set:
+        return ReferenceValues.from_json(view.by_set[RECORD_SET][0]["reference_values"])
+    from unlearn_bench.metrics.tofu import raw_truth_ratio
+    from unlearn_bench.metrics.tofu_mia import ATTACK_METRICS, attack_auc
+
+    # Only the items whose truth-ratio observations were collected count.
+    forget = [
+        s
+        for s in view.by_set.get("forget", [])
+        if {"paraphrased_answer", "perturbed_answer"} <= s["obs"].keys()
+    ]
+    values = ReferenceValues(
+        label=view.label,
+        kind="run",
+        source=view.label,
+        truth_ratios={s["index"]: raw_truth_ratio(s) for s in forget},
+        questions={s["index"]: s["question"] for s in forget},
+    )
+    if "holdout" in view.by_set:
+        for attack in ATTACK_METRICS:
+            try:
+                values.mia_auc[attack] = attack_auc(view, attack)
+            except (KeyError, ValueError, UnlearnBenchError):  # observations not collected
+                continue
+        for name in ("forget", "holdout"):
+            values.answer_logprobs[name] = {
+                s["index"]: s["obs"]["answer"]["logprobs"]
+                for s in view.by_set.get(name, [])
+                if "answer" in s["obs"]
+            }
+    return values
+
+
+def reference_values(reference: Any) -> ReferenceValues:
+    """What a derived metric was handed as reference, as ``ReferenceValues`` (memoised)."""
+    if isinstance(reference, ReferenceValues):
+        return reference
+    cached = getattr(reference, "_reference_values", None)
+    if cached is None:
+        cached = from_view(reference)
+        reference._reference_values = cached  # several derived metrics read one reference
+    return cached
+
+
+def from_run(root: Path, task: str) -> ReferenceValues:
+    """Values of a finished run folder, cached by the content hash of its samples."""
+    from unlearn_bench.runs import RunRecord
+    from unlearn_bench.scoring import RunView
+
+    record = RunRecord(root)
+    samples = record.samples_path(task)
+    if not samples.is_file():
+        raise UnlearnBenchError(f"reference run {root} has no samples for task {task!r}")
+    digest = hashlib.sha256(samples.read_bytes()).hexdigest()
+    cache_file = cache_dir() / "references" / f"{digest[:32]}.json"
+    if cache_file.is_file():
+        return ReferenceValues.from_json(json.loads(cache_file.read_text()))
+    values = from_view(RunView.load(record, task))
+    atomic_write_json(cache_file, values.to_json())
+    return values
+
+
+# --- importers -------------------------------------------------------------------------------
+def read_json_file(path: Path) -> Any:
+    """A ``.json`` or gzipped ``.json.gz`` file."""
+    try:
+        raw = path.read_bytes()
+        text = gzip.decompress(raw).decode("utf-8") if raw[:2] == b"\x1f\x8b" else raw.decode()
+        return json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnlearnBenchError(f"cannot read reference log {path}: {exc}") from None
+
+
+def import_open_unlearning(data: dict[str, Any], source: str) -> ReferenceValues:
+    """open-unlearning's ``TOFU_EVAL.json``: per-index forget truth ratios and MIA AUCs."""
+    entry = data.get("forget_truth_ratio")
+    if not isinstance(entry, dict) or not isinstance(entry.get("value_by_index"), dict):
+        raise UnlearnBenchError(f"{source}: no forget_truth_ratio.value_by_index")
+    ratios = {
+        int(k): float(v["score"])
+        for k, v in entry["value_by_index"].items()
+        if isinstance(v, dict) and v.get("score") is not None
+    }
+    if not ratios:
+        raise UnlearnBenchError(f"{source}: forget_truth_ratio has no per-index scores")
+    aucs = {
+        attack: float(data[f"mia_{attack}"]["agg_value"])
+        for attack in OPEN_UNLEARNING_ATTACKS
+        if isinstance(data.get(f"mia_{attack}"), dict)
+        and data[f"mia_{attack}"].get("agg_value") is not None
+    }
+    notes = ["open-unlearning's GradNorm AUC is not imported: its score is oriented otherwise"]
+    label = Path(source).stem
+    return ReferenceValues(label, "open-unlearning", source, ratios, mia_auc=aucs, notes=notes)
+
+
+def import_tofu_eval_log(data: dict[str, Any], source: str) -> ReferenceValues:
+    """TOFU's aggregated eval log: R per index of ``eval_log_forget.json`` (no MIA)."""
+    forget = data.get("eval_log_forget.json")
+    if not isinstance(forget, dict):
+        raise UnlearnBenchError(f"{source}: no 'eval_log_forget.json' section")
+    try:
+        para, perturbed = forget["avg_paraphrased_loss"], forget["average_perturb_loss"]
+    except KeyError as exc:
+        raise UnlearnBenchError(f"{source}: eval_log_forget.json lacks {exc}") from None
+    ratios: dict[int, float] = {}
+    for key, para_loss in para.items():
+        losses = perturbed[key]
+        # Mean per-token losses: log R = mean_j(-loss_j) - (-loss_para).
+        ratios[int(key)] = math.exp(float(para_loss) - sum(losses) / len(losses))
+        stored = forget.get("truth_ratio", {}).get(key)
+        if stored is not None and not math.isclose(stored, ratios[int(key)], rel_tol=1e-4):
+            raise UnlearnBenchError(
+                f"{source}: index {key}: truth ratio from losses {ratios[int(key)]:.6g} "
+                f"disagrees with the logged {stored:.6g}"
+            )
+    prompts = forget.get("generated_text", {})
+    questions = {int(k): str(v[0]) for k, v in prompts.items() if isinstance(v, list) and v}
+    label = Path(source).name.split(".")[0]
+    note = f"TOFU eval log: {len(ratios)} forget items (TOFU evaluated the first 300 at most)"
+    return ReferenceValues(label, "tofu-eval-log", source, ratios, questions, notes=[note])
+
+
+def load_reference(path: str | Path, task: str) -> ReferenceValues:
+    """Any reference the user names: a run or reference-record folder, or a log file."""
+    path = Path(path)
+    if path.is_dir():
+        return from_run(path, task)
+    if not path.is_file():
+        raise UnlearnBenchError(f"reference not found: {path}")
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        raise UnlearnBenchError(f"{path}: a reference log must be a JSON object")
+    if data.get("kind") and "truth_ratios" in data:
+        return ReferenceValues.from_json(data)  # written by ``export``
+    if "eval_log_forget.json" in data:
+        return import_tofu_eval_log(data, str(path))
+    if "forget_truth_ratio" in data:
+        return import_open_unlearning(data, str(path))
+    raise UnlearnBenchError(
+        f"{path}: not a run, an open-unlearning *_EVAL.json or a TOFU eval_log_aggregated.json"
+    )
+
+
+def write_reference_record(values: ReferenceValues, out_dir: Path, task: str) -> Path:
+    """A folder ``--reference`` reads like a run: header, one sample holding the values."""
+    if (out_dir / "header.json").exists():
+        raise UnlearnBenchError(f"{out_dir} already holds a run or reference record")
+    sample = {"eval_set": RECORD_SET, "index": 0, "reference_values": values.to_json()}
+    atomic_write_text(out_dir / "samples" / f"{task}.jsonl", json.dumps(sample) + "\n")
+    header = {
+        "run_id": values.label,
+        "status": "reference",  # not "finished": leaderboards list runs, not references
+        "role": "reference",
+        "label": values.label,
+        "reference": {"kind": values.kind, "source": values.source, "notes": values.notes},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "stages": {},
+    }
+    atomic_write_json(out_dir / "header.json", header)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m unlearn_bench.references import LOG|RUN --task T --out DIR`` / ``export``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m unlearn_bench.references")
+    parser.add_argument("action", choices=["import", "export"])
+    parser.add_argument("source", help="a run folder, open-unlearning *_EVAL.json or TOFU log")
+    parser.add_argument("--task", required=True, help="task name the values belong to")
+    parser.add_argument("--out", required=True, help="import: record folder; export: JSON file")
+    args = parser.parse_args(argv)
+    try:
+        values = load_reference(args.source, args.task)
+        if args.action == "import":
+            print(write_reference_record(values, Path(args.out), args.task))
+        else:
+            atomic_write_json(Path(args.out), values.to_json())
+            print(args.out)
+    except UnlearnBenchError as exc:
+        print(f"unlearn-bench: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
