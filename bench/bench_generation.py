@@ -7,7 +7,7 @@
 2. End to end: ``unlearn-bench eval`` of a TOFU forget10 task with the default model, through
    backend ``hf`` and backend ``auto`` (vLLM, with HF for what vLLM cannot compute), each on an
    empty response cache, with ``eval.limit`` items per eval set (``BENCH_EVAL_LIMIT``, default
-   16) so the benchmark stays within minutes. Without a TOFU task file, synthetic_people stands
+   8) so the benchmark stays within minutes. Without a TOFU task file, synthetic_people stands
    in (the result says which).
 3. Cached: a rerun of that evaluation under a new run id (every response from the cache: its
    forward-pass count is recorded) and ``unlearn-bench score`` of the finished run in a fresh
@@ -124,7 +124,7 @@ def end_to_end(model_path: str, backend: str, task: str, data_dir: str | None) -
     from unlearn_bench.config import RunConfig
     from unlearn_bench.runner import run_protocol
 
-    limit = int(os.environ.get("BENCH_EVAL_LIMIT", "16"))
+    limit = int(os.environ.get("BENCH_EVAL_LIMIT", "8"))
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["UNLEARN_BENCH_CACHE"] = str(Path(tmp) / "cache")
 
@@ -146,20 +146,19 @@ def end_to_end(model_path: str, backend: str, task: str, data_dir: str | None) -
             capture_output=True, text=True, cwd=ROOT, timeout=300,
         )  # fmt: skip
         score_s = time.perf_counter() - start
-    if scored.returncode != 0:
-        raise RuntimeError(f"score failed: {scored.stderr[-500:]}")
-    stage = first.header["stages"]["evaluate"]
+        if scored.returncode != 0:
+            raise RuntimeError(f"score failed: {scored.stderr[-500:]}")
+        stats = [r.header["stages"]["evaluate"]["backend_stats"] for r in (first, rerun)]
+        same = first.results() == rerun.results()
     return {
         "items_per_set": limit,
         "eval_s": round(first_s, 2),
-        "forward_batches": stage["backend_stats"]["forward_batches"],
+        "forward_batches": stats[0]["forward_batches"],
         "rerun_s": round(rerun_s, 2),
-        "rerun_forward_batches": rerun.header["stages"]["evaluate"]["backend_stats"][
-            "forward_batches"
-        ],
+        "rerun_forward_batches": stats[1]["forward_batches"],
         "rescore_s": round(score_s, 2),
         "rescore_forward_batches": 0,  # `score` builds no backend (tested in test_vllm_rescore)
-        "same_results_on_rerun": first.results() == rerun.results(),
+        "same_results_on_rerun": same,
     }
 
 

@@ -1,12 +1,13 @@
 """MUSE-News evaluation of SmolLM2-135M-Instruct on the local data (../shared/data/muse_news).
 
 Evaluates the model as given (no finetuning: the local copy lacks the raw retain splits) on a
-fixed subset sized to finish in under 4 minutes on 2 quiet CPU cores: the first ``SUBSET[set]`` items
-of each eval set. The full task (100 VerbMem prompts of ~920 tokens + 128 generated, 200 KnowMem
-questions with ~330-token in-context prompts, 200 PrivLeak texts of ~1,850 tokens) took about
-11 minutes per 16/40+40/32+32 items here, so about 35-40 minutes in full: too long to time
-routinely. The response cache is off, so every number is a fresh forward pass. PrivLeak is
-relative to MUSE's published retrain AUC (there is no retrained model of ours to compare with).
+fixed subset, the first ``SUBSET[set]`` items of each eval set, sized to finish in under 4
+minutes on 2 quiet CPU cores. The full task (100 VerbMem prompts of ~920 tokens + 128
+generated, 200 KnowMem questions with ~330-token in-context prompts, 200 PrivLeak texts of
+~1,850 tokens) is too long to time routinely: a 16/40+40/32+32 subset already took 631 s
+here (this one: 162 s), so the full task takes roughly half an hour or more. The response
+cache is off, so every number is a fresh forward pass. PrivLeak is relative to MUSE's published
+retrain AUC (there is no retrained model of ours to compare with).
 """
 
 from __future__ import annotations

@@ -113,6 +113,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_protocol(args: argparse.Namespace) -> int:
+    """Multi-step protocols (MUSE scalability and sustainability), each step a run record."""
+    from unlearn_bench.muse_protocols import main as protocol_main
+
+    return protocol_main(args.rest)
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from unlearn_bench.backends.base import BACKENDS
     from unlearn_bench.methods import METHODS
@@ -182,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--reference", help="retain run folder for forget quality")
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser(
+        "protocol", help="MUSE scalability / sustainability (see --config/--protocol)", add_help=False
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_protocol)
     p = sub.add_parser("ls", help="list tasks, methods, metrics, backends")
     p.add_argument(
         "what", nargs="?", default="all", choices=["all", "tasks", "methods", "metrics", "backends"]
@@ -197,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["protocol"]:
+        # The protocol driver owns its flags (including --help); pass them through untouched.
+        from unlearn_bench.muse_protocols import main as protocol_main
+
+        return protocol_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -65,6 +65,7 @@ def derived_results(spec: TaskSpec, view: RunView, reference: RunView | None) ->
             "higher_is_better": metric.higher_is_better,
             "version": metric.version,
             "note": result.note,
+            **result.extra,  # e.g. a bootstrap "ci"
         }
     return out
 

@@ -96,3 +96,27 @@ def test_rescore_without_a_model_and_leaderboard(finished_run, capsys):
     assert main(["leaderboard", "--runs-dir", str(tmp_path / "runs"), "--out", str(out)]) == 0
     table = (out / "llmu_tiny.md").read_text()
     assert "unseen_passages/leak_rate_bleu10" in table and "ga_mismatch" in table
+
+
+def test_finetuned_original_is_found_for_similarity(tiny_model_dir, tmp_path):
+    # Copyright-style protocol: the original model is the base finetuned on the book.
+    task = yaml.safe_load(_task(tmp_path, tiny_model_dir).read_text())
+    task["splits"]["full"] = "forget"
+    task["scorers"]["similarity"]["original"] = "$original"
+    task["scorers"].pop("harm")
+    task["evaluation"] = {"normal": {"split": "normal", "metrics": ["similarity_minilm"]}}
+    path = tmp_path / "llmu_tiny.yaml"
+    path.write_text(yaml.safe_dump(task))
+    config = RunConfig.from_dict({
+        "task": str(path), "model": str(tiny_model_dir), "runs_dir": str(tmp_path / "runs"),
+        "leaderboards_dir": str(tmp_path / "lb"), "run_id": "ft", "retain_model": False,
+        "finetune": {"epochs": 1, "lr": 1e-3, "batch_size": 4, "max_length": 64},
+        "eval": {"limit": 3},
+        "unlearn": [{"method": "grad_ascent", "lr": 1e-2, "batch_size": 2, "max_steps": 2}],
+    })  # fmt: skip
+    _, records, _ = run_protocol(config, echo=lambda _: None)
+    target, unlearned = (r.results()["llmu_tiny"]["normal/similarity_minilm"] for r in records)
+    assert target["value"] == pytest.approx(1.0, abs=1e-5)
+    original = target["scorer:similarity"]["original_model"]
+    assert unlearned["scorer:similarity"]["original_model"] == original
+    assert "finetune-" in original  # the finetuned target, not the base model

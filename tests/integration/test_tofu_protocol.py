@@ -68,6 +68,11 @@ def test_protocol_in_one_command(tiny_model_dir, tmp_path, capsys) -> None:
     assert {"answer_vocab_stats", "answer_grad_norm"} <= forget[0]["obs"].keys()
     assert "tofu_forget01" in capsys.readouterr().out
     assert (tmp_path / "lb" / "tofu_forget01.md").is_file()
+    # Re-scoring from stored samples (no model) reproduces the derived metrics.
+    assert main(["score", str(group / "grad_ascent"), "--reference", str(group / "retain")]) == 0
+    rescored = json.loads(capsys.readouterr().out)["tofu_forget01"]
+    for name in DERIVED:
+        assert rescored[name]["value"] == pytest.approx(results["grad_ascent"][name]["value"])
 
 
 def test_imported_reference_log_feeds_forget_quality(tiny_model_dir, tmp_path) -> None:

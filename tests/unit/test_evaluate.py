@@ -51,9 +51,18 @@ def test_truth_ratio_from_stored_logprobs(spec):
 
 def test_only_needed_observations_are_requested(spec):
     backend = FakeBackend()
-    samples = collect_observations(backend, spec, {"holdout": [RECORD, RECORD]})
+    other = dict(RECORD, question="Where was Bo born?")
+    samples = collect_observations(backend, spec, {"holdout": [RECORD, other]})
     assert set(samples["holdout"][0]["obs"]) == {"answer"}  # holdout asks only for probability
     assert backend.stats.scored_requests == 2 and backend.stats.generated_requests == 0
+
+
+def test_identical_requests_reach_the_backend_once(spec):
+    backend = FakeBackend()
+    samples = collect_observations(backend, spec, {"holdout": [RECORD, RECORD]})
+    assert backend.stats.scored_requests == 1
+    first, second = samples["holdout"]
+    assert first["obs"]["answer"] == second["obs"]["answer"]
 
 
 def test_stderr_over_samples(spec):

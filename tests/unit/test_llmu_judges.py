@@ -230,3 +230,26 @@ def _task_file(tmp_path, scorers):
 def test_task_scorers_are_validated(tmp_path, scorers, message):
     with pytest.raises(UnlearnBenchError, match=message):
         parse_task(_task_file(tmp_path, scorers))
+
+
+def test_original_is_resolved_through_the_checkpoint_recipe(tiny_model_dir, isolated_cache):
+    import shutil
+
+    from unlearn_bench.judges.similarity import resolve_original
+    from unlearn_bench.models import weights_hash
+
+    target = isolated_cache / "checkpoints" / "finetune-abc"
+    shutil.copytree(tiny_model_dir, target)
+    (target / "RECIPE.json").write_text(json.dumps({"kind": "finetune", "start": "base"}))
+    unlearned = isolated_cache / "checkpoints" / "unlearn-def"
+    unlearned.mkdir()
+    (unlearned / "RECIPE.json").write_text(
+        json.dumps({"kind": "unlearn", "start": weights_hash(target)})
+    )
+    assert resolve_original({"model_path": str(unlearned)}) == str(target)
+    assert resolve_original({"model_path": str(target)}) == str(target)  # its own original
+    (unlearned / "RECIPE.json").write_text(json.dumps({"kind": "unlearn", "start": "hub:org/m"}))
+    assert resolve_original({"model_path": str(unlearned)}) == "org/m"
+    (unlearned / "RECIPE.json").write_text(json.dumps({"kind": "unlearn", "start": "nope"}))
+    with pytest.raises(UnlearnBenchError, match="cannot find the start model"):
+        resolve_original({"model_path": str(unlearned)})

@@ -59,7 +59,7 @@ def load_vision_model(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # generation continues every row at the same position
-    return model.to(device).eval(), processor
+    return model.to(device).eval(), processor  # type: ignore[arg-type]
 
 
 def render_chat(processor: Any, messages: list[Message], add_generation_prompt: bool) -> str:

@@ -179,8 +179,8 @@ def _qa_pairs(metadata: Any, where: str, problems: list[str]) -> list[tuple[str,
     pairs = []
     for j, qa in enumerate(metadata):
         question = qa.get("Question") if isinstance(qa, dict) else None
-        answer = qa.get("Answer") if isinstance(qa, dict) else None
-        if hasattr(answer, "tolist"):
+        answer: Any = qa.get("Answer") if isinstance(qa, dict) else None
+        if answer is not None and hasattr(answer, "tolist"):
             answer = answer.tolist()
         if isinstance(answer, list):
             answer = " ".join(str(a) for a in answer if a)

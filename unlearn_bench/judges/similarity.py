@@ -1,6 +1,9 @@
 """Similarity to the original model's outputs on the same prompts (Yao et al. "Sim to Ori").
 
-The original model is named in the task (``original: smollm2-135m``); its greedy outputs for
+The original model is named in the task (``original: smollm2-135m``), or ``$original``: the
+model this run started from, found through the evaluated checkpoint's RECIPE.json (an
+unlearned checkpoint's ``start`` weights; a base or finetuned target model is its own
+original, so its row compares it with itself). Its greedy outputs for
 the very requests the evaluated model answered are generated through the response cache, so
 they equal the original model's own evaluation outputs. A lineage check refuses an original
 that is not where the evaluated model started (its weights, or the ``start`` weights hash in
@@ -40,7 +43,10 @@ class _OriginalOutputs(Scorer):
         from unlearn_bench.backends.base import BACKENDS
         from unlearn_bench.backends.cache import CachedBackend
 
-        backend = CachedBackend(BACKENDS.get(self.backend_name)(self.original, **self.backend_args))
+        original = self.original
+        if original == ORIGINAL:
+            original = resolve_original(self.context.evaluated.identity())
+        backend = CachedBackend(BACKENDS.get(self.backend_name)(original, **self.backend_args))
         try:
             self.original_identity = backend.identity()
             if self.check_lineage:
@@ -57,6 +63,39 @@ class _OriginalOutputs(Scorer):
             "original_weights_sha256": self.original_identity.get("weights_sha256"),
             **extra,
         }
+
+
+ORIGINAL = "$original"
+
+
+def resolve_original(evaluated: dict[str, Any]) -> str:
+    """The model an evaluated checkpoint was unlearned from, or the model itself.
+
+    An unlearn checkpoint's RECIPE.json names its start by weights hash; the folder with that
+    hash is searched among finished finetune checkpoints and converted models in the user
+    cache (hashes are memoised), and a hub start (``hub:<id>``) is the hub id itself.
+    """
+    from unlearn_bench.models import weights_hash
+    from unlearn_bench.paths import cache_dir
+
+    path = Path(str(evaluated.get("model_path") or evaluated.get("model")))
+    recipe_path = path / "RECIPE.json"
+    recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else {}
+    if recipe.get("kind") != "unlearn":
+        return str(path)
+    start = str(recipe["start"])
+    if start.startswith("hub:"):
+        return start.removeprefix("hub:")
+    candidates = sorted((cache_dir() / "checkpoints").glob("finetune-*/RECIPE.json"))
+    candidates += sorted((cache_dir() / "models").glob("*/config.json"))
+    for marker in candidates:
+        folder = marker.parent
+        if any(folder.glob("*.safetensors")) and weights_hash(folder) == start:
+            return str(folder)
+    raise UnlearnBenchError(
+        f"similarity: cannot find the start model (weights {start[:12]}...) of {path} in the "
+        "user cache; name it in scorers.similarity.original"
+    )
 
 
 def check_lineage(evaluated: dict[str, Any], original: dict[str, Any]) -> None:
