@@ -83,10 +83,6 @@ class FakeBackend:
             out.append(apply_stops(" ".join(words), req.stop))
         return out
 
-    def truncate_tokens(self, texts: list[str], max_tokens: int) -> list[str]:
-        """First ``max_tokens`` words: the fake's tokens are whitespace-separated words."""
-        return [" ".join(t.split()[:max_tokens]) for t in texts]
-
     def close(self) -> None:
         pass
 
