@@ -51,6 +51,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from unlearn_bench.distributed import is_main_process
     from unlearn_bench.leaderboard import (
         rows_from_records,
         stage_seconds_table,
@@ -58,8 +59,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_leaderboards,
     )
     from unlearn_bench.runner import run_protocol
-
-    from unlearn_bench.distributed import is_main_process
 
     config = _config_from_args(args)
     group_dir, records, seconds = run_protocol(config, echo=lambda m: print(m, flush=True))
@@ -108,7 +107,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         by_set.setdefault(sample["eval_set"], []).append(sample)
     set_results = score_samples(spec, by_set)
     view = RunView(header["run_id"], by_set, set_results)
-    reference = RunView.load(RunRecord(Path(args.reference)), spec.name) if args.reference else None
+    from unlearn_bench.references import reference_view
+
+    reference = reference_view(args.reference, spec.name) if args.reference else None
     print(dump({spec.name: {**set_results, **derived_results(spec, view, reference)}}))
     return 0
 
@@ -167,7 +168,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", help="auto, float32, bfloat16, float16")
-    p.add_argument("--reference", help="a finished retain run folder (forget quality)")
+    p.add_argument(
+        "--reference",
+        help="a finished retain run folder, or an open-unlearning *_EVAL.json / TOFU "
+        "eval_log_aggregated.json(.gz) (forget quality, PrivLeak)",
+    )
     p.add_argument("--limit", type=int, help="evaluate at most N items per eval set")
     p.add_argument("--no-cache", action="store_true", help="bypass the response cache")
 
@@ -187,10 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("score", help="re-score a finished run from stored samples (no model)")
     p.add_argument("run")
-    p.add_argument("--reference", help="retain run folder for forget quality")
+    p.add_argument("--reference", help="retain run folder or reference log (forget quality)")
     p.set_defaults(func=cmd_score)
     p = sub.add_parser(
-        "protocol", help="MUSE scalability / sustainability (see --config/--protocol)", add_help=False
+        "protocol",
+        help="MUSE scalability / sustainability (see --config/--protocol)",
+        add_help=False,
     )
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_protocol)

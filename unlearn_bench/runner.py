@@ -316,7 +316,9 @@ def _copy_training_logs(subject: Subject) -> None:
 
 def _reference_view(p: Plan, subjects: list[Subject]) -> RunView | None:
     if p.config.reference:
-        return RunView.load(RunRecord(Path(p.config.reference)), p.spec.name)
+        from unlearn_bench.references import reference_view
+
+        return reference_view(p.config.reference, p.spec.name)  # a run folder or a log file
     for subject in subjects:
         if subject.role == "retain" and subject.record is not None:
             return RunView.load(subject.record, p.spec.name)
