@@ -58,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             traceback.print_exc()
             continue
-        result = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  "wall_seconds": round(time.perf_counter() - start, 2), "machine": machine(), **result}  # fmt: skip
+        result = {
+            "benchmark": name,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "wall_seconds": round(time.perf_counter() - start, 2),
+            "machine": machine(),
+            **result,
+        }
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         _update_summary(name, result)
         print(f"    {result.get('summary', '')}", flush=True)

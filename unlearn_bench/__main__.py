@@ -1,5 +1,7 @@
-"""``python -m unlearn_bench``: the CLI. A real ``__main__`` module matters for vLLM on CPU,
-whose spawned workers re-import the main module."""
+"""``python -m unlearn_bench``: the CLI.
+
+A real ``__main__`` module matters for vLLM on CPU, whose spawned workers re-import it.
+"""
 
 import sys
 

@@ -12,7 +12,11 @@ RECORD = {
     "question": "Where was Ada born?",
     "answer": "Ada was born in Oslo.",
     "paraphrased_answer": "Oslo is where Ada was born.",
-    "perturbed_answer": ["Rome is where Ada was born.", "Lima is where Ada was born.", "Kyiv is where Ada was born."],
+    "perturbed_answer": [
+        "Rome is where Ada was born.",
+        "Lima is where Ada was born.",
+        "Kyiv is where Ada was born.",
+    ],
 }
 
 

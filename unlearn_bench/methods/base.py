@@ -74,8 +74,9 @@ class Method:
 
     @classmethod
     def needs_for(cls, config: Any) -> frozenset[str]:
-        """Batch parts (and "reference") this method needs under ``config``; override when a
-        config option changes them (e.g. a KL retain term needs the reference model).
+        """Batch parts (and "reference") this method needs under ``config``.
+
+        Override when a config option changes them (a KL retain term needs the reference).
         """
         return cls.needs
 
