@@ -161,7 +161,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML run configuration")
     p.add_argument("--task", help="task name or path to a task YAML")
     p.add_argument("--model", help="HF hub id, local directory or 'smollm2-135m'")
-    p.add_argument("--backend", help="hf (default) or fake")
+    p.add_argument(
+        "--backend", help="hf (default), vllm, auto (vLLM for generation, HF for the rest) or fake"
+    )
     p.add_argument("--run-id", help="group folder name under --runs-dir (resumes if unfinished)")
     p.add_argument("--runs-dir", help="where run records go (default: runs)")
     p.add_argument("--data-dir", help="local copy of the task's data")
