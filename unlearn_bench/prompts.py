@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from unlearn_bench.backends.base import Message
+from unlearn_bench.backends.base import Message, render_chat
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.tasks import PromptSpec
 
@@ -62,12 +62,9 @@ def format_prompt(
 
 def tokenizer_chat(tokenizer: object) -> ChatRenderer:
     """A renderer from an HF tokenizer's chat template."""
+    source = str(getattr(tokenizer, "name_or_path", "?"))
 
     def render(messages: list[Message]) -> str:
-        return tokenizer.apply_chat_template(  # type: ignore[attr-defined]
-            [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=True,
-            tokenize=False,
-        )
+        return render_chat(tokenizer, messages, True, source)
 
     return render

@@ -160,3 +160,16 @@ def apply_stops(text: str, stops: tuple[str, ...]) -> str:
         if 0 <= pos < cut:
             cut = pos
     return text[:cut]
+
+
+def render_chat(
+    tokenizer: Any, messages: list[Message], add_generation_prompt: bool, source: str
+) -> str:
+    """Render text-only messages through a tokenizer's chat template, or fail clearly."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise UnlearnBenchError(f"model {source!r} has no chat template; use prompt style 'tags'")
+    return tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages],
+        add_generation_prompt=add_generation_prompt,
+        tokenize=False,
+    )

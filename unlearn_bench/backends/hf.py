@@ -25,6 +25,7 @@ from unlearn_bench.backends.base import (
     ScoreRequest,
     TokenScores,
     apply_stops,
+    render_chat,
 )
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.models import ResolvedModel, resolve_model, weights_hash
@@ -158,15 +159,7 @@ class HFBackend:
                 f"model {self.resolved.source!r} is text-only but the prompt has images; "
                 "use a vision-language model"
             )
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise UnlearnBenchError(
-                f"model {self.resolved.source!r} has no chat template; use prompt style 'tags'"
-            )
-        return self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=add_generation_prompt,
-            tokenize=False,
-        )
+        return render_chat(self.tokenizer, messages, add_generation_prompt, self.resolved.source)
 
     def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids

@@ -29,6 +29,7 @@ from unlearn_bench.backends.base import (
     ScoreRequest,
     TokenScores,
     apply_stops,
+    render_chat,
 )
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.models import resolve_model, weights_hash
@@ -184,15 +185,7 @@ class VLLMBackend:
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
         if any(getattr(m, "images", 0) for m in messages):
             raise UnlearnBenchError("backend 'vllm' here is text-only; use --backend hf")
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise UnlearnBenchError(
-                f"model {self.source!r} has no chat template; use prompt style 'tags'"
-            )
-        return self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=add_generation_prompt,
-            tokenize=False,
-        )
+        return render_chat(self.tokenizer, messages, add_generation_prompt, self.source)
 
     def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids)
