@@ -60,6 +60,14 @@ bench: setup
 
 leaderboards: setup
 	$(BIN)/unlearn-bench leaderboard --runs-dir runs --out leaderboards
+	@# our LLMU rows beside the paper's published rows, for each scenario that has runs
+	@for s in harmful copyright hallucination; do \
+	  if grep -rqs --include=header.json '"task": "llmu_'$$s'"' runs; then \
+	    $(BIN)/unlearn-bench compare yao2023_llmu_$$s --runs-dir runs \
+	      --out leaderboards/llmu_$${s}_vs_yao2023.md > /dev/null || exit 1; \
+	    echo "leaderboards/llmu_$${s}_vs_yao2023.md"; \
+	  fi; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,12 +1,16 @@
 """Published reference tables (``leaderboards/published/*.yaml``) and our runs side by side.
 
 A published table is data with its source (paper or project, table, model, commit/URL) and a
-``status``: ``transcribed`` (numbers entered from the named source) or ``numbers not
-transcribed`` (structure only: the numbers could not be sourced with certainty, and none are
-invented). Each metric names the key of our results it corresponds to (``ours``), an optional
-``scale`` (our value = published value x scale, e.g. 100 where we report ROUGE x100) and how to
-difference it (``diff: absolute`` or ``log10`` for p-values such as TOFU's forget quality).
-Each published row says which of our rows it corresponds to (``match``: role, label or method).
+``status``: ``transcribed`` (numbers entered from the named source), ``transcribed from
+secondary sources`` (the primary document was out of reach; ``source.via`` names the secondary
+documents the numbers came through, and every comparison page repeats that caveat) or ``numbers
+not transcribed`` (structure only: nothing is invented). A cell is a number, empty, or ``NM``
+(the source's own "not meaningful" mark, e.g. fluency of collapsed outputs). Each metric names
+the key of our results it corresponds to (``ours``), an optional ``scale`` (our value =
+published value x scale, e.g. 100 where we report ROUGE x100) and how to difference it
+(``diff: absolute`` or ``log10`` for p-values such as TOFU's forget quality).
+Each published row says which of our rows it corresponds to (``match``: role, label or method)
+and, for tables that cover several models, which ``model`` it reports.
 
 Differences are ours - published (or log10(ours) - log10(published)). Published numbers come
 from other models, data sizes and budgets: a difference describes, it does not validate.
@@ -26,7 +30,10 @@ from unlearn_bench.leaderboard_formats import arrow, fmt
 from unlearn_bench.leaderboard_rows import Row
 from unlearn_bench.yaml_strict import load_yaml
 
-STATUSES = ("transcribed", "numbers not transcribed")
+TRANSCRIBED = "transcribed"
+SECONDARY = "transcribed from secondary sources"
+STATUSES = (TRANSCRIBED, SECONDARY, "numbers not transcribed")
+NOT_MEANINGFUL = "NM"
 PUBLISHED_DIRS = (
     Path("leaderboards/published"),
     Path(__file__).resolve().parent.parent / "leaderboards" / "published",
@@ -42,6 +49,7 @@ class Source:
     commit: str = ""
     setup: str = ""
     notes: str = ""
+    via: str = ""  # the secondary documents the numbers came through, when not the primary one
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class PublishedRow:
     match: dict[str, Any] = field(default_factory=dict)  # role / label / method of our rows
     values: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    model: str = ""  # the source's model for this row, where the table covers several
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,8 @@ def load_published(path: Path) -> PublishedTable:
     table: PublishedTable = _build(PublishedTable, {**data, "path": str(path)}, str(path))
     if table.status not in STATUSES:
         raise UnlearnBenchError(f"{path}: status must be one of {STATUSES}, got {table.status!r}")
+    if table.status == SECONDARY and not table.source.via:
+        raise UnlearnBenchError(f"{path}: status {SECONDARY!r} needs source.via")
     names = [m.name for m in table.metrics]
     for metric in table.metrics:
         if metric.diff not in ("absolute", "log10"):
@@ -92,11 +103,17 @@ def load_published(path: Path) -> PublishedTable:
         for key, value in row.values.items():
             if key not in names:
                 raise UnlearnBenchError(f"{path}: row {row.method}: unknown metric {key!r}")
-            if value is not None and not isinstance(value, int | float):
-                raise UnlearnBenchError(f"{path}: row {row.method}: {key} must be a number")
-        if table.status != "transcribed" and any(v is not None for v in row.values.values()):
+            if value is not None and value != NOT_MEANINGFUL and not isinstance(value, int | float):
+                raise UnlearnBenchError(
+                    f"{path}: row {row.method}: {key} must be a number or {NOT_MEANINGFUL!r}"
+                )
+        if not has_numbers(table) and any(v is not None for v in row.values.values()):
             raise UnlearnBenchError(f"{path}: numbers given but status is {table.status!r}")
     return table
+
+
+def has_numbers(table: PublishedTable) -> bool:
+    return table.status in (TRANSCRIBED, SECONDARY)
 
 
 def published_dir() -> Path:
@@ -143,17 +160,19 @@ def comparison_lines(table: PublishedTable, rows: list[Row]) -> list[dict[str, A
             cells = {}
             for metric in table.metrics:
                 raw = pub.values.get(metric.name)
-                published = None if raw is None else float(raw) * metric.scale
+                published = None if raw in (None, NOT_MEANINGFUL) else float(raw) * metric.scale
                 cell = row.metrics.get(metric.ours) if (row and metric.ours) else None
                 ours = cell.value if cell else None
                 cells[metric.name] = (published, ours, difference(ours, published, metric.diff))
-            lines.append({"method": pub.method, "row": row, "cells": cells})
+            method = f"{pub.method} ({pub.model})" if pub.model else pub.method
+            marks = {m for m, v in pub.values.items() if v == NOT_MEANINGFUL}
+            lines.append({"method": method, "row": row, "cells": cells, "not_meaningful": marks})
     return lines
 
 
 def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
     """The comparison as Markdown: published, ours and the difference per metric."""
-    if table.status != "transcribed":
+    if not has_numbers(table):
         raise UnlearnBenchError(
             f"published table {table.name} has status {table.status!r}: there are no numbers "
             f"to compare with (see {table.path})"
@@ -170,25 +189,50 @@ def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
         "difference describes, it does not validate.",
         "",
     ]
+    if table.status == SECONDARY:
+        out[2:2] = [
+            f"**Caveat: {SECONDARY}.** The primary document was not at hand; the numbers came "
+            f"through {src.via}",
+            "",
+        ]
     head = ["published method", "our row"]
     for m in table.metrics:
         tag = " (log10)" if m.diff == "log10" else ""
         name = m.name + arrow(m.higher_is_better)
-        ours = "ours" if m.ours == m.name else f"ours ({m.ours or 'no counterpart'})"
+        if m.ours is None:  # nothing of ours to set beside it: the published column alone
+            head.append(f"{name} published (ours: no counterpart)")
+            continue
+        ours = "ours" if m.ours == m.name else f"ours ({m.ours})"
         head += [f"{name} published", f"{name} {ours}", f"Δ{tag}"]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for line in comparison_lines(table, rows):
+    lines = comparison_lines(table, rows)
+    for line in lines:
         row = line["row"]
-        who = f"{row.label} {row.hparams} ({', '.join(row.run_ids)})" if row else "no run"
+        who = (
+            " ".join(filter(None, [row.label, row.hparams])) + f" ({', '.join(row.run_ids)})"
+            if row
+            else "no run"
+        )
         cells = [line["method"], who]
         for m in table.metrics:
             published, ours, delta = line["cells"][m.name]
-            cells += [fmt(published), fmt(ours), "-" if delta is None else f"{delta:+.3g}"]
+            shown = NOT_MEANINGFUL if m.name in line["not_meaningful"] else fmt(published)
+            if m.ours is None:
+                cells.append(shown)
+                continue
+            cells += [shown, fmt(ours), "-" if delta is None else f"{delta:+.3g}"]
         out.append("| " + " | ".join(cells) + " |")
     notes = [f"- {m.name}: {m.note}" for m in table.metrics if m.note]
+    notes += [
+        f"- {row.method}" + (f" ({row.model})" if row.model else "") + f": {row.note}"
+        for row in table.rows
+        if row.note
+    ]
     notes += [f"- scale: published {m.name} x {m.scale:g}" for m in table.metrics if m.scale != 1]
     if src.notes:
         notes.append(f"- source: {src.notes}")
+    if any(line["not_meaningful"] for line in lines):
+        notes.append(f"- {NOT_MEANINGFUL}: not meaningful, the source's mark for collapsed outputs")
     return "\n".join(out + ([""] + notes if notes else [])) + "\n"
 
 
@@ -197,6 +241,6 @@ def list_tables(folder: Path) -> str:
     for path in sorted(folder.glob("*.yaml")):
         table = load_published(path)
         lines.append(
-            f"{path.stem:48} {table.status:24} task={table.task or '-'}  {table.source.model}"
+            f"{path.stem:48} {table.status:34} task={table.task or '-'}  {table.source.model}"
         )
     return "\n".join(lines) + "\n"
