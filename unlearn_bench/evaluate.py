@@ -90,8 +90,12 @@ def collect_observations(
     spec: TaskSpec,
     sets: dict[str, list[dict[str, Any]]],
     max_new_tokens: int | None = None,
+    data_dir: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Return ``{eval set: [sample]}`` where each sample holds its record and ``obs``."""
+    """Return ``{eval set: [sample]}`` where each sample holds its record and ``obs``.
+
+    ``data_dir`` is the run's data folder, passed on to judges that train on labelled data.
+    """
     queue = _ScoreQueue()
     gen_requests: list[GenerateRequest] = []
     gen_samples: list[dict[str, Any]] = []
@@ -153,7 +157,7 @@ def collect_observations(
         # Judges / reference models score the stored generations (unlearn_bench.judges).
         from unlearn_bench.judges import run_scorers
 
-        run_scorers(spec, backend, list(zip(gen_samples, gen_requests, strict=True)))
+        run_scorers(spec, backend, list(zip(gen_samples, gen_requests, strict=True)), data_dir)
     return out
 
 

@@ -160,7 +160,9 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
             sets = {
                 name: p.splits[e.split][: e.limit][:limit] for name, e in p.spec.evaluation.items()
             }
-            samples = collect_observations(backend, p.spec, sets, p.config.eval.max_new_tokens)
+            samples = collect_observations(
+                backend, p.spec, sets, p.config.eval.max_new_tokens, p.config.data_dir
+            )
             set_results = score_samples(p.spec, samples)
             identity = backend.identity()
             stats = dataclasses.asdict(backend.stats)

@@ -44,6 +44,26 @@ def test_builtin_copyright_splits_are_disjoint():
     assert normal_q and not normal_q & {r["question"] for r in splits["retain"]}
 
 
+def test_copyright_original_trains_on_forget_and_unseen_normal_from_another_book(tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text(" ".join(f"n{i}" for i in range(100)))  # 10 passages of 4 + 6 words
+    opts = {"book": "builtin:tiny", "normal": f"book:{other}", "prefix_words": 4,
+            "continuation_words": 6, "n_forget": 5, "n_eval": 3, "seed": 1}  # fmt: skip
+    splits = llmu.copyright(opts, None)
+    # the original model is finetuned on the book (forget + unseen), as in the paper
+    assert splits["finetuned"] == splits["forget"] + splits["unseen_passages"]
+    # normal data: the other book, same prefix -> continuation format, held-out prompts apart
+    normal, retain = splits["normal"], splits["retain"]
+    assert len(normal) == 3 and len(retain) == 7
+    assert {r["passage"] for r in normal}.isdisjoint({r["passage"] for r in retain})
+    first = next(r for r in retain + normal if r["passage"] == 0)
+    assert (first["question"], first["answer"]) == ("n0 n1 n2 n3", "n4 n5 n6 n7 n8 n9")
+    short = tmp_path / "short.txt"
+    short.write_text(" ".join(f"s{i}" for i in range(30)))  # 3 passages, all held out
+    with pytest.raises(UnlearnBenchError, match="too short"):
+        llmu.copyright({**opts, "normal": f"book:{short}"}, None)
+
+
 def test_unknown_option_and_missing_data_root_are_clear_errors(monkeypatch):
     with pytest.raises(UnlearnBenchError, match="unknown option 'n_foget'"):
         llmu.harmful({"n_foget": 3}, None)

@@ -159,6 +159,30 @@ def test_probe_trains_once_reports_heldout_accuracy_and_scores(tmp_path, monkeyp
     assert again[0][0]["obs"]["scorer:harm"]["prob"] == pytest.approx(entry["prob"])
 
 
+def test_probe_reads_labelled_data_from_the_runs_data_dir(tmp_path, monkeypatch):
+    # A run's --data-dir reaches the probe's labelled set (pku:local:...) with no environment
+    # variable set; the task's own data_dir option still wins.
+    import unlearn_bench.judges.probe as probe
+    from unlearn_bench.data import llmu_files
+
+    monkeypatch.delenv(llmu_files.DATA_ENV, raising=False)
+    seen = []
+
+    def rows(labelled, data_dir):
+        seen.append(data_dir)
+        raise UnlearnBenchError("stop here")  # the plumbing is what is tested
+
+    monkeypatch.setattr(probe, "labelled_rows", rows)
+    spec = _spec(["harmful_rate_probe"], {"harm": {"kind": "probe", "labelled": "pku:local:v0"}})
+    with pytest.raises(UnlearnBenchError, match="stop here"):
+        run_scorers(spec, FakeBackend(), _generated([("q", "a")]), str(tmp_path / "data"))
+    own = {"harm": {"kind": "probe", "labelled": "pku:local:v0", "data_dir": "/own"}}
+    with pytest.raises(UnlearnBenchError, match="stop here"):
+        run_scorers(_spec(["harmful_rate_probe"], own), FakeBackend(), _generated([("q", "a")]),
+                    str(tmp_path / "data"))  # fmt: skip
+    assert seen == [str(tmp_path / "data"), "/own"]
+
+
 def test_packaged_minilm_embedder_is_found_without_importing_the_package():
     pytest.importorskip("transformers")
     from importlib.metadata import PackageNotFoundError, distribution

@@ -7,7 +7,9 @@ Each returns ``{split: [record]}`` with at least ``question`` and ``answer`` per
   ``unseen_harmful`` (PKU prompts in disjoint buckets), ``advbench``, ``harmbench`` and
   ``normal`` (held-out TruthfulQA questions).
 - ``llmu:copyright``: passages of a book; the prompt is a passage's first words and the answer
-  the true continuation; eval sets ``unlearned_passages``, ``unseen_passages``, ``normal``.
+  the true continuation; ``finetuned`` (forget + unseen passages) is what the original model is
+  trained on; normal data is TruthfulQA or, with ``normal: "book:<spec>"``, passages of another
+  book; eval sets ``unlearned_passages``, ``unseen_passages``, ``normal``.
 - ``llmu:hallucination``: forget = HaluEval QA (question, hallucinated answer); eval sets
   ``unlearned_misleading``, ``unseen_misleading`` and ``benign`` (held-out TruthfulQA).
 
@@ -203,19 +205,49 @@ def copyright(options: dict[str, Any], data_dir: Path | None) -> Splits:
     n_forget = min(opt["n_forget"], len(order) // 2)
     forget_ids, unseen_ids = order[:n_forget], order[n_forget : n_forget + opt["n_eval"]]
 
-    def record(i: int) -> Record:
-        prefix, continuation = passages[i]
-        return {"question": prefix, "answer": continuation, "passage": i, "encoding": encoding}
-
-    forget = [record(i) for i in forget_ids]
-    retain, normal = normal_splits(
-        data_dir, opt["normal"], opt["n_normal"], opt["n_eval"], opt["seed"]
-    )
+    forget = [passage_record(passages, i, encoding) for i in forget_ids]
+    unseen = [passage_record(passages, i, encoding) for i in unseen_ids]
+    if opt["normal"].startswith("book:"):
+        retain, normal = normal_book_splits(data_dir, opt)
+    else:
+        retain, normal = normal_splits(
+            data_dir, opt["normal"], opt["n_normal"], opt["n_eval"], opt["seed"]
+        )
     return {
         "forget": forget,
         "retain": retain,
         "full": forget + retain,
+        # The paper finetunes on the whole book, unlearns part of it and tests the rest: the
+        # unseen passages are memorised too, so their leak rate measures generalisation.
+        "finetuned": forget + unseen,
         "unlearned_passages": forget[: opt["n_eval"]],
-        "unseen_passages": [record(i) for i in unseen_ids],
+        "unseen_passages": unseen,
         "normal": normal,
     }
+
+
+def normal_book_splits(
+    data_dir: Path | None, opt: dict[str, Any]
+) -> tuple[list[Record], list[Record]]:
+    """Normal data in the forget data's own format: passages of another book (``book:<spec>``).
+
+    The paper's normal data for this scenario is BookCorpus, text completion like the forget
+    passages; a normal set in another format lets the model tell the two apart by format
+    alone. Returns (normal training passages, held-out normal prompts).
+    """
+    text, encoding = files.read_book(data_dir, opt["normal"].split(":", 1)[1])
+    passages = book_passages(text, opt["prefix_words"], opt["continuation_words"], 0)
+    order = _sample(list(range(len(passages))), None, random.Random(opt["seed"]))
+    held_out, train = order[: opt["n_eval"]], order[opt["n_eval"] :]
+    if not train:
+        raise UnlearnBenchError(f"llmu:copyright: normal book {opt['normal']!r} is too short")
+    n_train = len(train) if opt["n_normal"] is None else opt["n_normal"]
+    return (
+        [passage_record(passages, i, encoding) for i in train[:n_train]],
+        [passage_record(passages, i, encoding) for i in held_out],
+    )
+
+
+def passage_record(passages: list[tuple[str, str]], i: int, encoding: str) -> Record:
+    prefix, continuation = passages[i]
+    return {"question": prefix, "answer": continuation, "passage": i, "encoding": encoding}

@@ -51,6 +51,7 @@ class ScorerContext:
     spec: TaskSpec
     slot: str
     evaluated: Backend
+    data_dir: str | None = None  # the run's data folder (labelled sets of probe judges)
 
 
 @dataclass
@@ -117,17 +118,22 @@ def check_scorers(spec: TaskSpec, where: str) -> None:
                     _scorer_config(spec, need.split(":", 1)[1], where)
 
 
-def build_scorer(spec: TaskSpec, slot: str, evaluated: Backend) -> Scorer:
+def build_scorer(
+    spec: TaskSpec, slot: str, evaluated: Backend, data_dir: str | None = None
+) -> Scorer:
     kind, args = _scorer_config(spec, slot, spec.name)
     cls = SCORERS.get(kind)
     try:
-        return cls(ScorerContext(spec, slot, evaluated), **args)  # type: ignore[no-any-return]
+        return cls(ScorerContext(spec, slot, evaluated, data_dir), **args)  # type: ignore[no-any-return]
     except TypeError as exc:
         raise UnlearnBenchError(f"scorers.{slot} ({kind}): bad arguments: {exc}") from None
 
 
 def run_scorers(
-    spec: TaskSpec, evaluated: Backend, generated: list[tuple[dict[str, Any], GenerateRequest]]
+    spec: TaskSpec,
+    evaluated: Backend,
+    generated: list[tuple[dict[str, Any], GenerateRequest]],
+    data_dir: str | None = None,
 ) -> None:
     """Fill ``obs["scorer:<slot>"]`` of every generated sample whose metrics need that slot."""
     from unlearn_bench.evaluate import needed_observations
@@ -138,7 +144,7 @@ def run_scorers(
         for need in sorted(n for n in needs if n.startswith("scorer:")):
             by_slot.setdefault(need.split(":", 1)[1], []).append(ScoreItem(sample, request))
     for slot, items in by_slot.items():
-        scorer = build_scorer(spec, slot, evaluated)
+        scorer = build_scorer(spec, slot, evaluated, data_dir)
         try:
             results = scorer.score(items)
             identity = scorer.identity()

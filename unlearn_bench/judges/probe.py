@@ -120,7 +120,8 @@ class ProbeJudge(Scorer):
         seed: int = 0,
     ) -> None:
         super().__init__(context)
-        data_dir = data_dir or os.environ.get(files.DATA_ENV)
+        # The task's own data_dir option, else the run's data folder, else the environment.
+        data_dir = data_dir or context.data_dir or os.environ.get(files.DATA_ENV)
         rows = balance(labelled_rows(labelled, data_dir), max_per_class, seed)
         self.embedder = Embedder(embedder)
         self.threshold = threshold

@@ -85,3 +85,30 @@ class Method:
 
 
 METHODS: Registry[type[Method]] = Registry("method")
+
+
+class WithRetainNLL(Method):
+    """A forget objective plus ``retain_weight`` x NLL(retain) (NPO, SimNPO, IdkPO).
+
+    Subclasses' configs carry ``retain_weight``; at 0 the retain part is neither asked for nor
+    run, so a plain forget-only variant costs no retain forward pass.
+    """
+
+    @classmethod
+    def needs_for(cls, config: Any) -> frozenset[str]:
+        """Batch parts (and "reference") this configuration uses."""
+        return cls.needs if config.retain_weight > 0 else cls.needs - {"retain"}
+
+    def add_retain_nll(
+        self, model: torch.nn.Module, batch: UnlearnBatch, forget_loss: torch.Tensor
+    ) -> torch.Tensor:
+        """``forget_loss`` + retain_weight x NLL(retain); logs ``retain_nll``."""
+        from unlearn_bench.methods.losses import batch_nll  # here: this module stays torch-free
+
+        if self.config.retain_weight == 0:
+            return forget_loss
+        retain = batch["retain"]
+        logits = model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
+        retain_nll = batch_nll(logits, retain.labels)
+        self.logs["retain_nll"] = float(retain_nll.detach())
+        return forget_loss + self.config.retain_weight * retain_nll

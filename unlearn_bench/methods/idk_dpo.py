@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.methods.base import METHODS, Method, TokenBatch, UnlearnBatch
-from unlearn_bench.methods.losses import batch_nll, dpo_loss, sequence_logprob
+from unlearn_bench.methods.base import METHODS, TokenBatch, UnlearnBatch, WithRetainNLL
+from unlearn_bench.methods.losses import dpo_loss, sequence_logprob
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,12 @@ def _seq_logprob(model: torch.nn.Module, part: TokenBatch) -> torch.Tensor:
 
 
 @METHODS.register("idk_dpo")
-class IdkDPO(Method):
+class IdkDPO(WithRetainNLL):
     """DPO preferring the refusal over the forget answer, plus an optional retain NLL."""
 
     name = "idk_dpo"
     needs = frozenset({"forget", "idk", "retain", "reference"})
     config_cls = IdkDPOConfig
-
-    @classmethod
-    def needs_for(cls, config: IdkDPOConfig) -> frozenset[str]:
-        """Batch parts (and "reference") this configuration uses."""
-        return cls.needs if config.retain_weight > 0 else cls.needs - {"retain"}
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
         assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
@@ -69,12 +64,4 @@ class IdkDPO(Method):
             "forget_logprob": float(rejected.mean().detach()),
             "idk_logprob": float(chosen.mean().detach()),
         }
-        if self.config.retain_weight == 0:
-            return forget_loss
-        retain = batch["retain"]
-        retain_logits = model(
-            input_ids=retain.input_ids, attention_mask=retain.attention_mask
-        ).logits
-        retain_nll = batch_nll(retain_logits, retain.labels)
-        self.logs["retain_nll"] = float(retain_nll.detach())
-        return forget_loss + self.config.retain_weight * retain_nll
+        return self.add_retain_nll(model, batch, forget_loss)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.methods.base import METHODS, Method, UnlearnBatch
+from unlearn_bench.methods.base import METHODS, UnlearnBatch, WithRetainNLL
 from unlearn_bench.methods.losses import batch_nll, npo_loss, sequence_logprob
 
 
@@ -34,17 +34,12 @@ class NPOConfig:
 
 
 @METHODS.register("npo")
-class NPO(Method):
+class NPO(WithRetainNLL):
     """NPO on forget (sequence log-probs, frozen reference), plus an optional retain NLL."""
 
     name = "npo"
     needs = frozenset({"forget", "retain", "reference"})
     config_cls = NPOConfig
-
-    @classmethod
-    def needs_for(cls, config: NPOConfig) -> frozenset[str]:
-        """Batch parts (and "reference") this configuration uses."""
-        return cls.needs if config.retain_weight > 0 else cls.needs - {"retain"}
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
         assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
@@ -62,12 +57,4 @@ class NPO(Method):
             "forget_nll": float(batch_nll(logits, forget.labels).detach()),
             "forget_logratio": float((logp - ref_logp).mean().detach()),
         }
-        if self.config.retain_weight == 0:
-            return forget_loss
-        retain = batch["retain"]
-        retain_logits = model(
-            input_ids=retain.input_ids, attention_mask=retain.attention_mask
-        ).logits
-        retain_nll = batch_nll(retain_logits, retain.labels)
-        self.logs["retain_nll"] = float(retain_nll.detach())
-        return forget_loss + self.config.retain_weight * retain_nll
+        return self.add_retain_nll(model, batch, forget_loss)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.methods.base import METHODS, Method, UnlearnBatch
-from unlearn_bench.methods.losses import batch_nll, mean_token_nll, simnpo_loss
+from unlearn_bench.methods.base import METHODS, UnlearnBatch, WithRetainNLL
+from unlearn_bench.methods.losses import mean_token_nll, simnpo_loss
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,12 @@ class SimNPOConfig:
 
 
 @METHODS.register("simnpo")
-class SimNPO(Method):
+class SimNPO(WithRetainNLL):
     """Reference-free NPO on the length-normalised forget NLL, plus an optional retain NLL."""
 
     name = "simnpo"
     needs = frozenset({"forget", "retain"})
     config_cls = SimNPOConfig
-
-    @classmethod
-    def needs_for(cls, config: SimNPOConfig) -> frozenset[str]:
-        """Batch parts this configuration uses."""
-        return cls.needs if config.retain_weight > 0 else cls.needs - {"retain"}
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
         forget = batch["forget"]
@@ -57,12 +52,4 @@ class SimNPO(Method):
             "forget_loss": float(forget_loss.detach()),
             "forget_nll": float(nll.mean().detach()),
         }
-        if self.config.retain_weight == 0:
-            return forget_loss
-        retain = batch["retain"]
-        retain_logits = model(
-            input_ids=retain.input_ids, attention_mask=retain.attention_mask
-        ).logits
-        retain_nll = batch_nll(retain_logits, retain.labels)
-        self.logs["retain_nll"] = float(retain_nll.detach())
-        return forget_loss + self.config.retain_weight * retain_nll
+        return self.add_retain_nll(model, batch, forget_loss)
