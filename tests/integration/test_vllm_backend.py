@@ -230,6 +230,8 @@ def test_ctrl_c_stops_the_engine_processes(model_dir, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert "FINISHED" not in rest
-    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    # Ctrl-C also reaches the engine's processes, which may die first: the backend still
+    # reports the interrupt (engine.watch_interrupts), never an engine failure
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err, err[-3000:]
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"engine processes left running: {[p.pid for p in alive]}"

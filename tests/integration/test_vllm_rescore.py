@@ -59,6 +59,21 @@ def test_without_a_log_the_exception_text_is_the_cause():
     assert cause == "RuntimeError: Engine core died"
 
 
+def test_interrupts_are_noted_and_still_raised():
+    import os
+    import signal
+    import time
+
+    before = signal.getsignal(signal.SIGINT)
+    with vllm_engine.watch_interrupts() as quiet:
+        pass
+    assert not quiet.interrupted and signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt), vllm_engine.watch_interrupts() as watch:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the handler runs at the next bytecode; sleep is interrupted
+    assert watch.interrupted and signal.getsignal(signal.SIGINT) is before
+
+
 def test_cpu_ranges_and_environment(monkeypatch):
     assert vllm_engine.cpu_ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
     assert vllm_engine.cpu_ranges([3]) == "3"

@@ -285,22 +285,25 @@ class VLLMBackend:
     def _run(self, prompts: list[Any], params: Any, what: str) -> list[Any]:
         """One engine call over every request (vLLM batches them); errors become one line."""
         llm = self._engine()
-        try:
-            outputs = llm.generate(
-                prompts,
-                params,
-                use_tqdm=self.progress and len(prompts) >= 8,
-                lora_request=self._lora_request(),
-            )
-        except KeyboardInterrupt:
-            self.close()
-            raise
-        except ValueError as exc:  # refused in the frontend (the engine is still fine)
-            raise UnlearnBenchError(f"vLLM refused a {what} request: {exc}") from None
-        except Exception as exc:  # the engine died: out of memory, a worker crash ...
-            error = engine.explain(f"engine failed during {what}", exc, self._log_path)
-            self.close()
-            raise error from None
+        with engine.watch_interrupts() as watch:
+            try:
+                outputs = llm.generate(
+                    prompts,
+                    params,
+                    use_tqdm=self.progress and len(prompts) >= 8,
+                    lora_request=self._lora_request(),
+                )
+            except KeyboardInterrupt:
+                self.close()
+                raise
+            except ValueError as exc:  # refused in the frontend (the engine is still fine)
+                raise UnlearnBenchError(f"vLLM refused a {what} request: {exc}") from None
+            except Exception as exc:  # the engine died: out of memory, a worker crash, Ctrl-C
+                error = engine.explain(f"engine failed during {what}", exc, self._log_path)
+                self.close()
+                if watch.interrupted:  # Ctrl-C stopped the engine first: report the interrupt
+                    raise KeyboardInterrupt from None
+                raise error from None
         self.stats.forward_batches += 1
         return list(outputs)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,6 +129,41 @@ def stderr_to(path: Path) -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+
+
+class InterruptWatch:
+    """Whether a SIGINT arrived while a block ran (see :func:`watch_interrupts`)."""
+
+    interrupted = False
+
+
+@contextmanager
+def watch_interrupts() -> Iterator[InterruptWatch]:
+    """Note any SIGINT during the block, then handle it as before.
+
+    A terminal's Ctrl-C reaches the whole process group, so the engine's own processes may die
+    of it before this process raises KeyboardInterrupt; the caller then sees an engine failure
+    and can tell from ``interrupted`` that it was really an interrupt. Only the main thread may
+    set signal handlers; elsewhere nothing is watched.
+    """
+    watch = InterruptWatch()
+    if threading.current_thread() is not threading.main_thread():
+        yield watch
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def note(signum: int, frame: Any) -> None:
+        watch.interrupted = True
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield watch
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def root_cause(log_text: str, exc: BaseException | None = None) -> str:
