@@ -214,9 +214,12 @@ def test_ctrl_c_stops_the_engine_processes(model_dir, tmp_path):
         )
     )
     env = {**os.environ, "UNLEARN_BENCH_CACHE": str(tmp_path / "cache")}
+    # A terminal's process has SIGINT at its default; a job started in a shell's background
+    # (as CI may start this suite) inherits it ignored, so restore the default for the child.
     proc = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=env, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert proc.stdout is not None

@@ -59,19 +59,32 @@ def test_without_a_log_the_exception_text_is_the_cause():
     assert cause == "RuntimeError: Engine core died"
 
 
-def test_interrupts_are_noted_and_still_raised():
+@pytest.mark.parametrize("handler", ["default", "ignore"])
+def test_interrupts_are_noted_and_handled_as_before(handler):
     import os
     import signal
     import time
 
+    # a job started in the background of a shell inherits SIGINT ignored: both cases are set
+    # here explicitly, and each keeps its behaviour inside the watch
     before = signal.getsignal(signal.SIGINT)
-    with vllm_engine.watch_interrupts() as quiet:
-        pass
-    assert not quiet.interrupted and signal.getsignal(signal.SIGINT) is before
-    with pytest.raises(KeyboardInterrupt), vllm_engine.watch_interrupts() as watch:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(1)  # the handler runs at the next bytecode; sleep is interrupted
-    assert watch.interrupted and signal.getsignal(signal.SIGINT) is before
+    handlers = {"default": signal.default_int_handler, "ignore": signal.SIG_IGN}
+    signal.signal(signal.SIGINT, handlers[handler])
+    try:
+        with vllm_engine.watch_interrupts() as quiet:
+            pass
+        assert not quiet.interrupted and signal.getsignal(signal.SIGINT) is handlers[handler]
+        raised = False
+        try:
+            with vllm_engine.watch_interrupts() as watch:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)  # the handler runs at the next bytecode; sleep is interrupted
+        except KeyboardInterrupt:
+            raised = True
+        assert watch.interrupted and raised is (handler == "default")
+        assert signal.getsignal(signal.SIGINT) is handlers[handler]
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_cpu_ranges_and_environment(monkeypatch):
