@@ -114,11 +114,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_protocol(args: argparse.Namespace) -> int:
-    """Multi-step protocols (MUSE scalability and sustainability), each step a run record."""
+def cmd_protocol(argv: list[str]) -> int:
+    """Multi-step protocols (MUSE scalability and sustainability), each step a run record.
+
+    The protocol driver owns its flags (including --help): ``main`` hands it everything after
+    ``protocol`` untouched, before argparse sees it.
+    """
     from unlearn_bench.muse_protocols import main as protocol_main
 
-    return protocol_main(args.rest)
+    return protocol_main(argv)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -196,13 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--reference", help="retain run folder or reference log (forget quality)")
     p.set_defaults(func=cmd_score)
-    p = sub.add_parser(
+    # Listed for --help only: main() routes "protocol ..." to cmd_protocol before parsing.
+    sub.add_parser(
         "protocol",
         help="MUSE scalability / sustainability (see --config/--protocol)",
         add_help=False,
     )
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_protocol)
     p = sub.add_parser("ls", help="list tasks, methods, metrics, backends")
     p.add_argument(
         "what", nargs="?", default="all", choices=["all", "tasks", "methods", "metrics", "backends"]
@@ -220,10 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["protocol"]:
-        # The protocol driver owns its flags (including --help); pass them through untouched.
-        from unlearn_bench.muse_protocols import main as protocol_main
-
-        return protocol_main(argv[1:])
+        return cmd_protocol(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -239,6 +239,27 @@ def write_reference_record(values: ReferenceValues, out_dir: Path, task: str) ->
     return out_dir
 
 
+def reference_view(path: str | Path, task: str) -> Any:
+    """The RunView that derived metrics read, for a run folder or an imported log file.
+
+    A log file (open-unlearning ``*_EVAL.json``, TOFU ``eval_log_aggregated.json(.gz)``) is
+    imported once into a reference record under the user cache, keyed by the file's content.
+    """
+    from unlearn_bench.runs import RunRecord
+    from unlearn_bench.scoring import RunView
+
+    path = Path(path)
+    if path.is_dir():
+        return RunView.load(RunRecord(path), task)
+    if not path.is_file():
+        raise UnlearnBenchError(f"reference not found: {path}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:20]
+    folder = cache_dir() / "references" / f"{task}-{digest}"
+    if not (folder / "header.json").is_file():
+        write_reference_record(load_reference(path, task), folder, task)
+    return RunView.load(RunRecord(folder), task)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m unlearn_bench.references import LOG|RUN --task T --out DIR`` / ``export``."""
     import argparse
@@ -265,24 +286,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def reference_view(path: str | Path, task: str) -> Any:
-    """The RunView that derived metrics read, for a run folder or an imported log file.
-
-    A log file (open-unlearning ``*_EVAL.json``, TOFU ``eval_log_aggregated.json(.gz)``) is
-    imported once into a reference record under the user cache, keyed by the file's content.
-    """
-    from unlearn_bench.runs import RunRecord
-    from unlearn_bench.scoring import RunView
-
-    path = Path(path)
-    if path.is_dir():
-        return RunView.load(RunRecord(path), task)
-    if not path.is_file():
-        raise UnlearnBenchError(f"reference not found: {path}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:20]
-    folder = cache_dir() / "references" / f"{task}-{digest}"
-    if not (folder / "header.json").is_file():
-        write_reference_record(load_reference(path, task), folder, task)
-    return RunView.load(RunRecord(folder), task)

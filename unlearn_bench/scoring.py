@@ -44,11 +44,6 @@ class RunView:
         entry = self.set_results.get(f"{eval_set}/{metric}")
         return None if entry is None else entry["value"]
 
-    def forget_truth_ratios(self) -> list[float]:
-        from unlearn_bench.metrics.tofu import raw_truth_ratio
-
-        return [raw_truth_ratio(s) for s in self.samples("forget")]
-
 
 def derived_results(spec: TaskSpec, view: RunView, reference: RunView | None) -> dict[str, Any]:
     out = {}

@@ -299,10 +299,11 @@ class VLLMBackend:
             except ValueError as exc:  # refused in the frontend (the engine is still fine)
                 raise UnlearnBenchError(f"vLLM refused a {what} request: {exc}") from None
             except Exception as exc:  # the engine died: out of memory, a worker crash, Ctrl-C
+                if watch.interrupted:  # Ctrl-C stopped the engine first: report the interrupt
+                    self.close()
+                    raise KeyboardInterrupt from None
                 error = engine.explain(f"engine failed during {what}", exc, self._log_path)
                 self.close()
-                if watch.interrupted:  # Ctrl-C stopped the engine first: report the interrupt
-                    raise KeyboardInterrupt from None
                 raise error from None
         self.stats.forward_batches += 1
         return list(outputs)

@@ -190,15 +190,7 @@ def copyright(options: dict[str, Any], data_dir: Path | None) -> Splits:
          "n_normal": None, "seed": 0},
         "llmu:copyright",
     )  # fmt: skip
-    if opt["book"] == "builtin:tiny":
-        from unlearn_bench.data.llmu_builtin import TINY_BOOK
-
-        text, encoding = TINY_BOOK, "utf-8"
-    else:
-        text, encoding = files.read_book(data_dir, opt["book"])
-    passages = book_passages(
-        text, opt["prefix_words"], opt["continuation_words"], opt["skip_words"]
-    )
+    passages, encoding = read_passages(data_dir, opt["book"], opt, opt["skip_words"])
     if len(passages) < 2:
         raise UnlearnBenchError(f"llmu:copyright: {opt['book']!r} yields fewer than 2 passages")
     order = _sample(list(range(len(passages))), None, random.Random(opt["seed"]))
@@ -235,8 +227,7 @@ def normal_book_splits(
     passages; a normal set in another format lets the model tell the two apart by format
     alone. Returns (normal training passages, held-out normal prompts).
     """
-    text, encoding = files.read_book(data_dir, opt["normal"].split(":", 1)[1])
-    passages = book_passages(text, opt["prefix_words"], opt["continuation_words"], 0)
+    passages, encoding = read_passages(data_dir, opt["normal"].split(":", 1)[1], opt, 0)
     order = _sample(list(range(len(passages))), None, random.Random(opt["seed"]))
     held_out, train = order[: opt["n_eval"]], order[opt["n_eval"] :]
     if not train:
@@ -246,6 +237,23 @@ def normal_book_splits(
         [passage_record(passages, i, encoding) for i in train[:n_train]],
         [passage_record(passages, i, encoding) for i in held_out],
     )
+
+
+def read_passages(
+    data_dir: Path | None, book: str, opt: dict[str, Any], skip_words: int
+) -> tuple[list[tuple[str, str]], str]:
+    """(prefix, continuation) passages of a book and the encoding it was read with.
+
+    ``book`` is ``builtin:tiny``, ``gutenberg:<member>``, a path or ``zip::member``.
+    """
+    if book == "builtin:tiny":
+        from unlearn_bench.data.llmu_builtin import TINY_BOOK
+
+        text, encoding = TINY_BOOK, "utf-8"
+    else:
+        text, encoding = files.read_book(data_dir, book)
+    passages = book_passages(text, opt["prefix_words"], opt["continuation_words"], skip_words)
+    return passages, encoding
 
 
 def passage_record(passages: list[tuple[str, str]], i: int, encoding: str) -> Record:
