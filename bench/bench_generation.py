@@ -41,7 +41,7 @@ def _prompts(backend: Any) -> list[Any]:
     if (TOFU_DIR / "forget10.json").is_file():
         questions = [r["question"] for r in json.loads((TOFU_DIR / "forget10.json").read_text())]
     else:  # the project's own people stand in for TOFU's
-        from unlearn_bench.synthetic_people import people_dataset
+        from unlearn_bench.data.synthetic_people import people_dataset
 
         questions = [r["question"] for r in people_dataset()["full"]]
     return [

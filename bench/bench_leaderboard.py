@@ -66,9 +66,13 @@ def make_runs(root: Path) -> int:
 
 
 def run() -> dict:
-    from unlearn_bench.leaderboard import FORMATS, rows_from_records, write_leaderboards
-    from unlearn_bench.plots import write_plots
-    from unlearn_bench.regress import compare_with_baseline, load_baseline, write_baseline
+    from unlearn_bench.leaderboard.plots import write_plots
+    from unlearn_bench.leaderboard.regress import (
+        compare_with_baseline,
+        load_baseline,
+        write_baseline,
+    )
+    from unlearn_bench.leaderboard.tables import FORMATS, rows_from_records, write_leaderboards
     from unlearn_bench.runs import find_runs
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """Unlearning throughput of every method on SmolLM2-135M-Instruct on this machine's CPU.
 
-Each method runs the real unlearn stage (``unlearn_bench.stages.unlearn``, full fine-tuning,
+Each method runs the real unlearn stage (``unlearn_bench.train.stages.unlearn``, full fine-tuning,
 float32) on the synthetic_people task for ``STEPS`` optimiser steps at batch size ``BATCH``,
 plus one LoRA row (NPO with r=8 adapters on every linear layer). Timing comes from the stage's
 own training log (``elapsed_s`` after each step), and skips the first step (warm-up: allocator,
@@ -60,8 +60,8 @@ def run() -> dict:
 
     from unlearn_bench.config import RunConfig
     from unlearn_bench.models import resolve_model
-    from unlearn_bench.stages import unlearn
     from unlearn_bench.tasks import find_task, load_task_data, parse_task
+    from unlearn_bench.train.stages import unlearn
 
     model = resolve_model("smollm2-135m").load_path  # before the cache moves: reuse conversion
     spec = parse_task(find_task("synthetic_people"))

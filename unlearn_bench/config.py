@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench.controls import ControlConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.lora import LoraSettings
+from unlearn_bench.train.controls import ControlConfig
+from unlearn_bench.train.lora import LoraSettings
 from unlearn_bench.yaml_strict import load_yaml
 
 

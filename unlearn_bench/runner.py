@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.config import RunConfig
-from unlearn_bench.distributed import is_main_process, main_process_first
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.runs import RunRecord
 from unlearn_bench.scoring import RunView, finalize_results
 from unlearn_bench.tasks import TaskSpec, find_task, load_task_data, parse_task
+from unlearn_bench.train.distributed import is_main_process, main_process_first
 
 Echo = Callable[[str], None]
 
@@ -69,7 +69,7 @@ def plan(config: RunConfig) -> Plan:
     """Validate everything that can be checked before any model is loaded."""
     from unlearn_bench.backends.base import BACKENDS
     from unlearn_bench.models import resolve_model
-    from unlearn_bench.stages import build_method
+    from unlearn_bench.train.stages import build_method
 
     spec = parse_task(find_task(config.task))
     backend_cls = BACKENDS.get(config.backend)
@@ -186,7 +186,7 @@ def _model_hash(path: str) -> str:
 def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
     """Finetune target and retain models (cached) and build the subject list."""
     from unlearn_bench.models import resolve_model
-    from unlearn_bench.stages import finetune
+    from unlearn_bench.train.stages import finetune
 
     config = p.config
     # main_process_first: a first use converts the default model once, not once per process.
@@ -229,7 +229,7 @@ def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
 
 
 def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
-    from unlearn_bench.stages import unlearn
+    from unlearn_bench.train.stages import unlearn
 
     out: list[Subject] = []
     if not p.config.unlearn:

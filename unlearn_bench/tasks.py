@@ -28,7 +28,7 @@ Record = dict[str, Any]
 DataSource = Callable[[dict[str, Any], Path | None], dict[str, list[Record]]]
 DATA_SOURCES: Registry[DataSource] = Registry("data source")
 DATA_SOURCES.register_lazy(
-    "builtin:synthetic_people", "unlearn_bench.data_sources:synthetic_people"
+    "builtin:synthetic_people", "unlearn_bench.data.sources:synthetic_people"
 )
 DATA_SOURCES.register_lazy("hub:locuslab/TOFU", "unlearn_bench.data.tofu:load_tofu")
 for _llmu in ("harmful", "copyright", "hallucination"):

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 
 from unlearn_bench.config import UnlearnConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.lora import LoraSettings
-from unlearn_bench.stages import unlearn
 from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.train.lora import LoraSettings
+from unlearn_bench.train.stages import unlearn
 
 
 @pytest.fixture(autouse=True)

@@ -95,7 +95,7 @@ def test_two_cpu_processes_match_one_process(tiny_model_dir, tmp_path, monkeypat
 def test_global_batch_is_split_into_the_same_micro_batches(tiny_model_and_tokenizer) -> None:
     from unlearn_bench.config import TrainConfig
     from unlearn_bench.prompts import FormattedPrompt
-    from unlearn_bench.training import BatchSource, Example, total_steps
+    from unlearn_bench.train.loop import BatchSource, Example, total_steps
 
     _, tokenizer = tiny_model_and_tokenizer
     examples = [

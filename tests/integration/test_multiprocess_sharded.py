@@ -17,7 +17,7 @@ from accelerate.utils import DistributedType
 from transformers import AutoModelForCausalLM
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.snapshots import Snapshots, params_sharded
+from unlearn_bench.train.snapshots import Snapshots, params_sharded
 
 
 class GatheringAccelerator:

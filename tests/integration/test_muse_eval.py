@@ -14,7 +14,7 @@ from unlearn_bench.backends.hf import HFBackend
 from unlearn_bench.cli import main
 from unlearn_bench.config import RunConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.muse_protocols import run_muse_protocol
+from unlearn_bench.protocols.muse import run_muse_protocol
 from unlearn_bench.runner import run_protocol
 
 TEXT = "The author was born in a coastal town and wrote the book in Paris."

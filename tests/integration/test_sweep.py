@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import unlearn_bench.sweep as sw
+import unlearn_bench.protocols.sweep as sw
 from unlearn_bench.cli import main
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.runs import find_runs

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from unlearn_bench.cli import main
-from unlearn_bench.compare import comparison_lines, load_published, to_markdown
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.leaderboard_rows import rows_from_records
+from unlearn_bench.leaderboard.compare import comparison_lines, load_published, to_markdown
+from unlearn_bench.leaderboard.rows import rows_from_records
 from unlearn_bench.runs import find_runs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """Controls against over-unlearning: selection rules, early stopping, model mixing, the probe.
 
-Golden values are worked by hand from the rules in unlearn_bench/controls.py's docstring.
+Golden values are worked by hand from the rules in unlearn_bench/train/controls.py's docstring.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from unlearn_bench.config import RunConfig
-from unlearn_bench.controls import ControlConfig, Controller, mix_state, probe, search_mix
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods.base import TokenBatch
+from unlearn_bench.train.controls import ControlConfig, Controller, mix_state, probe, search_mix
 
 # Three evaluations: the start, a moderate and an over-unlearned model.
 STEP0 = {"forget_nll": 0.2, "forget_prob": 0.8, "retain_nll": 0.3, "retain_prob": 0.7}
@@ -154,7 +154,7 @@ def test_probe_by_hand() -> None:
 
 
 def test_standard_loss_columns_of_the_training_log() -> None:
-    from unlearn_bench.training import standard_losses
+    from unlearn_bench.train.loop import standard_losses
 
     # GA-style methods log forget_nll only: forget_loss is its negation; no retain term.
     assert standard_losses({"forget_nll": 2.0}) == {"forget_loss": -2.0}

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from unlearn_bench.config import FinetuneConfig, RunConfig, UnlearnConfig
-from unlearn_bench.controls import ControlConfig, probe
-from unlearn_bench.stages import _probe_parts, finetune, unlearn
 from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.train.controls import ControlConfig, probe
+from unlearn_bench.train.stages import _probe_parts, finetune, unlearn
 
 
 @pytest.fixture(autouse=True)

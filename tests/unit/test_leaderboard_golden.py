@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from unlearn_bench.cli import main
-from unlearn_bench.leaderboard import FORMATS, write_leaderboards
+from unlearn_bench.leaderboard.tables import FORMATS, write_leaderboards
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RUNS = FIXTURES / "runs"

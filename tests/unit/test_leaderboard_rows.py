@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_bench.leaderboard_formats import fmt, tex_escape, to_html, to_latex, to_markdown
-from unlearn_bench.leaderboard_rows import columns_for, rows_from_records, t_interval
+from unlearn_bench.leaderboard.formats import fmt, tex_escape, to_html, to_latex, to_markdown
+from unlearn_bench.leaderboard.rows import columns_for, rows_from_records, t_interval
 from unlearn_bench.runs import find_runs
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"

@@ -11,8 +11,8 @@ import pytest
 import torch
 from llmu_tiny import bleurt_config, bleurt_state_dict, build_bleurt_wordpiece
 
-from unlearn_bench.bleurt_compat import bleurt_scores, load_bleurt
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.judges.bleurt_compat import bleurt_scores, load_bleurt
 
 torch.set_num_threads(1)
 REFS = ["a bird sat on the window", "this is a random sentence"]

@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 
 from unlearn_bench.config import RunConfig, UnlearnConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.lora import ADAPTER_DIR, LoraSettings, load_merged
-from unlearn_bench.stages import unlearn
 from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.train.lora import ADAPTER_DIR, LoraSettings, load_merged
+from unlearn_bench.train.stages import unlearn
 
 pytest.importorskip("peft")
 
@@ -100,7 +100,7 @@ def test_full_finetuning_is_the_default(tiny_model_dir, task) -> None:
 
 def test_lora_finetune_stage_writes_adapter_too(tiny_model_dir, task) -> None:
     from unlearn_bench.config import FinetuneConfig
-    from unlearn_bench.stages import finetune
+    from unlearn_bench.train.stages import finetune
 
     spec, splits = task
     cfg = FinetuneConfig(lr=1e-2, batch_size=4, max_steps=2, lora=LoraSettings(r=2, alpha=4))

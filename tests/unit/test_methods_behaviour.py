@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from unlearn_bench.data.refusals import REFUSAL_TEMPLATES, load_refusals
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods import METHODS, Method, TokenBatch, UnlearnBatch
 from unlearn_bench.methods.losses import batch_nll, mean_token_nll, mean_token_prob
-from unlearn_bench.refusals import REFUSAL_TEMPLATES, load_refusals
 
 FORGET_QUESTIONS = ["Question: Who wrote the book? Answer:", "In which city was the author born?"]
 PAIRS = {

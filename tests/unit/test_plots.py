@@ -9,8 +9,13 @@ import pytest
 
 from unlearn_bench.cli import main
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.leaderboard_rows import rows_from_records
-from unlearn_bench.plots import dynamics_series, protocol_curves, tradeoff_points, write_plots
+from unlearn_bench.leaderboard.plots import (
+    dynamics_series,
+    protocol_curves,
+    tradeoff_points,
+    write_plots,
+)
+from unlearn_bench.leaderboard.rows import rows_from_records
 from unlearn_bench.runs import RunRecord, find_runs
 
 pytest.importorskip("matplotlib", reason="plots need the 'plots' extra (matplotlib)")
@@ -36,7 +41,7 @@ def test_tradeoff_points_are_the_leaderboard_rows(rows):
 def test_tradeoff_falls_back_to_retain_utility(rows):
     import dataclasses
 
-    from unlearn_bench.leaderboard_rows import Cell
+    from unlearn_bench.leaderboard.rows import Cell
 
     row = dataclasses.replace(rows[0], metrics={
         "forget_quality": Cell(0.2, None, None, True, 1),

@@ -7,13 +7,13 @@ import yaml
 
 from unlearn_bench.cli import main
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.leaderboard_rows import Cell
-from unlearn_bench.regress import (
+from unlearn_bench.leaderboard.regress import (
     Tolerance,
     check_metric,
     parse_tolerance_spec,
     tolerance_for,
 )
+from unlearn_bench.leaderboard.rows import Cell
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 GA_ROW = "toy_tofu | smollm2-135m | grad_ascent | lr=1e-05 ep=5 bs=4"

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.synthetic_people import (
+from unlearn_bench.data.synthetic_people import (
     ATTRIBUTES,
     N_PERTURBED,
     generate_people,
@@ -15,6 +14,7 @@ from unlearn_bench.synthetic_people import (
     split_by_counts,
     split_people,
 )
+from unlearn_bench.errors import UnlearnBenchError
 
 KEYS = {
     "person",

@@ -11,7 +11,7 @@ the evaluated checkpoint's RECIPE.json), so a forgotten override cannot compare 
 wrong model; ``check_lineage: false`` turns it off explicitly.
 
 - ``bleurt``: BLEURT(reference = original output, candidate = this output) with a bleurt-pytorch
-  checkpoint folder (:mod:`unlearn_bench.bleurt_compat`), the paper's measure.
+  checkpoint folder (:mod:`unlearn_bench.judges.bleurt_compat`), the paper's measure.
 - ``minilm``: cosine of all-MiniLM-L6-v2 embeddings, a clearly named stand-in when no BLEURT
   checkpoint is at hand; its numbers are not comparable with BLEURT's.
 """
@@ -118,7 +118,7 @@ class BleurtSimilarity(_OriginalOutputs):
     def __init__(self, context: ScorerContext, checkpoint: str, original: str,
                  batch_size: int = 16, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(context, original, **kwargs)
-        from unlearn_bench.bleurt_compat import load_bleurt
+        from unlearn_bench.judges.bleurt_compat import load_bleurt
         from unlearn_bench.models import weights_hash
 
         self.checkpoint, self.batch_size = checkpoint, batch_size
@@ -126,11 +126,11 @@ class BleurtSimilarity(_OriginalOutputs):
         self.checkpoint_sha256 = weights_hash(Path(checkpoint).expanduser())
 
     def identity(self) -> dict[str, Any]:
-        return self._identity("BLEURT (unlearn_bench.bleurt_compat)", checkpoint=self.checkpoint,
+        return self._identity("BLEURT (judges.bleurt_compat)", checkpoint=self.checkpoint,
                               checkpoint_sha256=self.checkpoint_sha256)  # fmt: skip
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
-        from unlearn_bench.bleurt_compat import bleurt_scores
+        from unlearn_bench.judges.bleurt_compat import bleurt_scores
 
         references = self.original_outputs(items)
         candidates = [i.generation for i in items]

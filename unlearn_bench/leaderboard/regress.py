@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.leaderboard_formats import fmt
-from unlearn_bench.leaderboard_rows import Row
+from unlearn_bench.leaderboard.formats import fmt
+from unlearn_bench.leaderboard.rows import Row
 from unlearn_bench.paths import atomic_write_text
 from unlearn_bench.yaml_strict import load_yaml
 

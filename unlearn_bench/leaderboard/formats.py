@@ -15,7 +15,7 @@ import json
 import math
 from typing import Any
 
-from unlearn_bench.leaderboard_rows import Cell, Column, Row, columns_for
+from unlearn_bench.leaderboard.rows import Cell, Column, Row, columns_for
 
 LEGEND = (
     "↑ higher is better, ↓ lower is better, no arrow: no better direction. "

@@ -15,7 +15,7 @@ from unlearn_bench.errors import UnlearnBenchError
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from unlearn_bench.leaderboard import FORMATS, write_leaderboards
+    from unlearn_bench.leaderboard.tables import FORMATS, write_leaderboards
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     bad = sorted(set(formats) - set(FORMATS))
@@ -32,7 +32,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _rows(runs_dir: str, task: str | None) -> list[Any]:
-    from unlearn_bench.leaderboard import rows_by_task
+    from unlearn_bench.leaderboard.tables import rows_by_task
     from unlearn_bench.runs import find_runs
 
     by_task = rows_by_task(find_runs(Path(runs_dir)), task)
@@ -40,7 +40,7 @@ def _rows(runs_dir: str, task: str | None) -> list[Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from unlearn_bench import compare
+    from unlearn_bench.leaderboard import compare
 
     folder = Path(args.published_dir) if args.published_dir else compare.published_dir()
     if not args.tables:
@@ -66,7 +66,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from unlearn_bench import regress
+    from unlearn_bench.leaderboard import regress
 
     tolerances = regress.parse_tolerance_spec(args.tolerance)
     rows = _rows(args.runs_dir, args.task)
@@ -85,7 +85,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from unlearn_bench import sweep as sw
+    from unlearn_bench.protocols import sweep as sw
 
     plan = sw.load_sweep(args.grid, args.runs_dir)
     print(f"sweep {plan.name}: {len(plan.cells)} cells -> {plan.runs_dir / plan.name}")
@@ -102,7 +102,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         outcomes = sw.run_sweep(plan, echo)
     print("\n" + sw.summary(plan, outcomes), end="")
     if any(o.status != "failed" for o in outcomes):
-        from unlearn_bench.leaderboard import write_leaderboards
+        from unlearn_bench.leaderboard.tables import write_leaderboards
 
         written = write_leaderboards(plan.runs_dir, plan.leaderboards_dir)
         print("Leaderboards written: " + ", ".join(str(p) for p in written))

@@ -1,6 +1,6 @@
 """The ``unlearn-bench`` command: run, eval, score, ls, validate and the result commands.
 
-Result commands (``leaderboard_cli``): leaderboard | compare | regress | sweep.
+Result commands (``cli.results``): leaderboard | compare | regress | sweep.
 
 Heavy libraries are imported inside the commands that need them, so ``--help`` and ``ls``
 start fast. Any UnlearnBenchError is printed as one line and exits with status 2.
@@ -51,14 +51,14 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from unlearn_bench.distributed import is_main_process
-    from unlearn_bench.leaderboard import (
+    from unlearn_bench.leaderboard.tables import (
         rows_from_records,
         stage_seconds_table,
         to_markdown,
         write_leaderboards,
     )
     from unlearn_bench.runner import run_protocol
+    from unlearn_bench.train.distributed import is_main_process
 
     config = _config_from_args(args)
     group_dir, records, seconds = run_protocol(config, echo=lambda m: print(m, flush=True))
@@ -80,7 +80,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import dataclasses
 
     config = dataclasses.replace(config, finetune=None, unlearn=[], retain_model=False)
-    from unlearn_bench.leaderboard import rows_from_records, to_markdown
+    from unlearn_bench.leaderboard.tables import rows_from_records, to_markdown
     from unlearn_bench.runner import run_protocol
 
     group_dir, records, _ = run_protocol(config, echo=lambda m: print(m, flush=True))
@@ -91,7 +91,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     """Re-score a finished run from its stored observations: no model is loaded."""
     from unlearn_bench.evaluate import score_samples
-    from unlearn_bench.leaderboard import dump
+    from unlearn_bench.leaderboard.tables import dump
     from unlearn_bench.runs import RunRecord
     from unlearn_bench.scoring import RunView, derived_results
     from unlearn_bench.tasks import parse_task
@@ -120,7 +120,7 @@ def cmd_protocol(argv: list[str]) -> int:
     The protocol driver owns its flags (including --help): ``main`` hands it everything after
     ``protocol`` untouched, before argparse sees it.
     """
-    from unlearn_bench.muse_protocols import main as protocol_main
+    from unlearn_bench.protocols.muse import main as protocol_main
 
     return protocol_main(argv)
 
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check task files strictly")
     p.add_argument("files", nargs="*")
     p.set_defaults(func=cmd_validate)
-    from unlearn_bench.leaderboard_cli import add_commands
+    from unlearn_bench.cli.results import add_commands
 
     add_commands(sub)  # leaderboard | compare | regress | sweep
     return parser

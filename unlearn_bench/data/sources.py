@@ -10,7 +10,7 @@ from unlearn_bench.errors import UnlearnBenchError
 
 def synthetic_people(options: dict[str, Any], data_dir: Path | None) -> dict[str, list[dict]]:
     """The project's own fictitious people (no download); ``data_dir`` is not used."""
-    from unlearn_bench.synthetic_people import people_dataset
+    from unlearn_bench.data.synthetic_people import people_dataset
 
     try:
         return people_dataset(**options)

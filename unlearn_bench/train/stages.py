@@ -20,16 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench import __version__
-from unlearn_bench.checkpointing import export_model, merge_for_saving, mix_toward_start, publish
 from unlearn_bench.config import TrainConfig, UnlearnConfig
-from unlearn_bench.controls import Controller, probe
-from unlearn_bench.distributed import barrier, is_main_process, world_size
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods import METHODS, Method, TokenBatch, UnlearnBatch
 from unlearn_bench.paths import atomic_write_json, cache_dir
 from unlearn_bench.prompts import format_prompt, tokenizer_chat
 from unlearn_bench.tasks import TaskSpec
-from unlearn_bench.training import (
+from unlearn_bench.train.checkpointing import (
+    export_model,
+    merge_for_saving,
+    mix_toward_start,
+    publish,
+)
+from unlearn_bench.train.controls import Controller, probe
+from unlearn_bench.train.distributed import barrier, is_main_process, world_size
+from unlearn_bench.train.loop import (
     BatchSource,
     Example,
     collate,
@@ -92,7 +97,7 @@ def _trainable(path: str, cfg: TrainConfig, trust_remote_code: bool, seed: int) 
     """The model to train: as loaded (full fine-tuning) or wrapped with LoRA adapters."""
     model, tokenizer = _load_for_training(path, trust_remote_code)
     if cfg.lora is not None:
-        from unlearn_bench.lora import apply_lora
+        from unlearn_bench.train.lora import apply_lora
 
         seed_everything(seed)  # LoRA's A matrices are drawn at random: seed them too
         model = apply_lora(model, cfg.lora)
@@ -180,7 +185,7 @@ def _parts(
         mixed = [dict(r, answer=rng.choice(retain)["answer"]) for r in forget]
         parts["mismatch"] = examples_for(spec, tokenizer, mixed)
     if "idk" in needs:
-        from unlearn_bench.refusals import load_refusals
+        from unlearn_bench.data.refusals import load_refusals
 
         refusals = load_refusals(None)
         idk = [dict(r, answer=rng.choice(refusals)) for r in forget]

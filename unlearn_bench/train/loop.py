@@ -2,7 +2,7 @@
 
 Runs through accelerate, so the same code drives one CPU process or a multi-process launch
 (DDP, FSDP or DeepSpeed from an accelerate config file; see configs/accelerate/README.md).
-Data parallelism is exact (see :mod:`unlearn_bench.batches`): the effective batch is
+Data parallelism is exact (see :mod:`unlearn_bench.train.batches`): the effective batch is
 ``batch_size x grad_accum x processes`` and the examples in it do not depend on how it is split.
 Each step's losses, averaged over micro-batches and processes, go to ``train_log.jsonl``: one
 object per step with ``step``, ``loss``, ``forget_loss`` / ``retain_loss`` where the method has
@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from unlearn_bench.batches import BatchSource, Example, collate, encode_example, index_stream
 from unlearn_bench.config import TrainConfig
-from unlearn_bench.controls import Controller
-from unlearn_bench.distributed import force_cpu
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods.base import UnlearnBatch
-from unlearn_bench.snapshots import Snapshots
+from unlearn_bench.train.batches import BatchSource, Example, collate, encode_example, index_stream
+from unlearn_bench.train.controls import Controller
+from unlearn_bench.train.distributed import force_cpu
+from unlearn_bench.train.snapshots import Snapshots
 
 __all__ = [
     "BatchSource", "Example", "TrainResult", "collate", "encode_example", "index_stream",

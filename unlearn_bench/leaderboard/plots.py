@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.leaderboard_rows import Row, rows_from_records
+from unlearn_bench.leaderboard.rows import Row, rows_from_records
 from unlearn_bench.runs import RunRecord
 
 PROTOCOL_X = {"scalability": ("size", "forget_size"), "sustainability": ("step",)}

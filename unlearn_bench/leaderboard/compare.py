@@ -26,8 +26,8 @@ from typing import Any
 
 from unlearn_bench.config import _build
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.leaderboard_formats import arrow, fmt
-from unlearn_bench.leaderboard_rows import Row
+from unlearn_bench.leaderboard.formats import arrow, fmt
+from unlearn_bench.leaderboard.rows import Row
 from unlearn_bench.yaml_strict import load_yaml
 
 TRANSCRIBED = "transcribed"

@@ -2,8 +2,8 @@
 
 Leaderboards are generated from run records only, never edited by hand: rerunning
 ``unlearn-bench leaderboard`` on the same records gives the same bytes. How runs become rows
-(one per model, method and hyperparameters; seeds averaged) is in ``leaderboard_rows``; the
-text formats are in ``leaderboard_formats``; plots in ``plots``.
+(one per model, method and hyperparameters; seeds averaged) is in ``leaderboard.rows``; the
+text formats are in ``leaderboard.formats``; plots in ``leaderboard.plots``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench.leaderboard_formats import to_csv, to_html, to_json, to_latex, to_markdown
-from unlearn_bench.leaderboard_rows import Cell, Column, Row, columns_for, rows_from_records
+from unlearn_bench.leaderboard.formats import to_csv, to_html, to_json, to_latex, to_markdown
+from unlearn_bench.leaderboard.rows import Cell, Column, Row, columns_for, rows_from_records
 from unlearn_bench.paths import atomic_write_text
 from unlearn_bench.runs import RunRecord, find_runs
 
@@ -64,7 +64,7 @@ def write_leaderboards(
 ) -> list[Path]:
     """Regenerate ``out_dir/<task>.<fmt>`` from every finished run under ``runs_dir``.
 
-    With ``plots`` the figures of ``unlearn_bench.plots`` are written next to the tables.
+    With ``plots`` the figures of ``leaderboard.plots`` are written next to the tables.
     """
     records = find_runs(runs_dir)
     written: list[Path] = []
@@ -75,7 +75,7 @@ def write_leaderboards(
             atomic_write_text(path, render(name, task_rows, fmt))
             written.append(path)
     if plots and written:
-        from unlearn_bench.plots import write_plots
+        from unlearn_bench.leaderboard.plots import write_plots
 
         written += write_plots(records, out_dir, task)
     return written

@@ -8,11 +8,11 @@
 Both write ordinary run records into one group folder, one per (method, step), each tagged in
 its header with ``protocol: {"name": ..., "step": k, "split": ..., "size": n}`` (``size`` =
 articles in that forget set), plus the target (and retain model, when configured) untagged as
-reference lines. ``unlearn_bench.plots`` draws the curves from those headers; this driver also
+reference lines. ``leaderboard.plots`` draws the curves from those headers; this driver also
 writes them (``<group>/<task>.<protocol>.png`` / ``.svg``). Checkpoints are content-addressed,
 so a rerun reuses every finished unlearning request.
 
-    python -m unlearn_bench.muse_protocols --config run.yaml --protocol sustainability
+    python -m unlearn_bench.protocols.muse --config run.yaml --protocol sustainability
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def forget_size(records: list[dict[str, Any]]) -> int:
 
 
 def _unlearn_step(p: Plan, split: str, start: str, ucfg: Any) -> Any:
-    from unlearn_bench.stages import unlearn
+    from unlearn_bench.train.stages import unlearn
 
     spec = dataclasses.replace(p.spec, splits=dataclasses.replace(p.spec.splits, forget=split))
     return unlearn(
@@ -143,9 +143,9 @@ def run_muse_protocol(
 
 
 def draw_curves(records: list[RunRecord], task: str, protocol: str, out_dir: Path) -> list[Path]:
-    """The protocol's curves (PNG + SVG) through ``unlearn_bench.plots``."""
-    from unlearn_bench.leaderboard_rows import rows_from_records
-    from unlearn_bench.plots import draw_protocol
+    """The protocol's curves (PNG + SVG) through ``unlearn_bench.leaderboard.plots``."""
+    from unlearn_bench.leaderboard.plots import draw_protocol
+    from unlearn_bench.leaderboard.rows import rows_from_records
 
     rows = [r for r in rows_from_records(records) if r.task == task]
     return draw_protocol(task, protocol, rows, out_dir / f"{task}.{protocol}")

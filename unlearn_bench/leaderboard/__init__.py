@@ -1,0 +1,1 @@
+"""Run records -> leaderboards: rows, formats, plots, published comparisons, regression checks."""

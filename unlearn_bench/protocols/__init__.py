@@ -1,0 +1,1 @@
+"""Multi-run drivers over the runner: MUSE scalability and sustainability, sweeps."""
