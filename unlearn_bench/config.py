@@ -32,6 +32,20 @@ class TrainConfig:
     max_length: int = 256
     save_every: int | None = None  # keep a last-good snapshot every N steps (NaN guard)
     lora: LoraSettings | None = None  # None: full fine-tuning (the default)
+    # Regex (re.search) over parameter names: only matches train, the rest stay frozen. None:
+    # the method's default set (every parameter, except RMU: WMDP's MLP down-projections).
+    trainable: str | None = None
+
+    def __post_init__(self) -> None:
+        import re
+
+        if self.trainable is not None:
+            try:
+                re.compile(self.trainable)
+            except re.error as exc:
+                raise UnlearnBenchError(
+                    f"trainable pattern {self.trainable!r} is not a valid regex: {exc}"
+                ) from None
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
 
 
 def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
-    from unlearn_bench.train.stages import unlearn
+    from unlearn_bench.train.stages import build_method, trainable_pattern, unlearn
 
     out: list[Subject] = []
     if not p.config.unlearn:
@@ -254,6 +254,11 @@ def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
             method=dataclasses.asdict(ucfg),
             info={"cached": ckpt.cached, "train_log": str(ckpt.log_path)},
         )
+        # The method's resolved config (variants included, defaults spelled out) and the
+        # parameters it trained, so a header says which form of the method ran.
+        method_cls, method_config = build_method(ucfg)
+        subject.info["method_config"] = dataclasses.asdict(method_config)
+        subject.info["trainable"] = trainable_pattern(ucfg, method_cls, method_config) or "all"
         out.append(subject)
     return out
 

@@ -16,7 +16,12 @@ import torch
 
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods import METHODS, TokenBatch, UnlearnBatch
-from unlearn_bench.methods.losses import F_DIVERGENCES, flat_loss, token_kl
+from unlearn_bench.methods.losses import (
+    F_DIVERGENCES,
+    all_position_cross_entropy,
+    flat_loss,
+    token_kl,
+)
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 A, B, C = [0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.25, 0.25, 0.5]
@@ -25,6 +30,9 @@ U = [1 / 3, 1 / 3, 1 / 3]
 FORGET, RETAIN, IDK, MISMATCH = 10, 11, 12, 13
 # KL(U || A) = sum_v (1/3)(ln(1/3) - ln A_v) = -ln 3 + (1/3)(ln 2 + 2 ln 4); same for B, C.
 KL_U_A = -LN3 + (5 / 3) * LN2
+# Cross-entropies H(p, q) = -sum_v p_v ln q_v: H(U, A) = (1/3)(ln 2 + 2 ln 4) = (5/3) ln 2 (same
+# for B, C); H(A, A) = (1/2) ln 2 + 2 (1/4) ln 4 = 1.5 ln 2; H(U, U) = H(A, U) = ln 3.
+H_U_A, H_A_A = (5 / 3) * LN2, 1.5 * LN2
 
 
 def log_sigmoid(x: float) -> float:
@@ -158,17 +166,75 @@ def test_flat_method() -> None:
         (-math.tanh(0.5) + math.tanh(0.5)) / 2 + (-math.tanh(0.375) + math.tanh(0.25)) / 2
     )
     assert loss_of("flat") == pytest.approx(tv_per_sample)
+    # No padding here: P over the 2 x 2 scored grid = 1.5/4 and 1.75/4.
     tv_batch = -math.tanh(0.4375) / 2 + math.tanh(0.375) / 2
     assert loss_of("flat", form="batch_mean") == pytest.approx(tv_batch)
     kl = 0.5 * ((-0.5 + math.exp(0.5 - 1)) + (-0.375 + math.exp(0.25 - 1)))
     assert loss_of("flat", divergence="kl") == pytest.approx(kl)
 
 
+def test_flat_batch_mean_counts_padding_as_zero() -> None:
+    # Forget row 1 has one answer token and a padded position; the template's row 1 likewise.
+    # Authors' code: P = sum of answer-token probabilities / (2 rows x 2 positions).
+    # forget: A[0] + B[1] + A[2] + 0 = 1/2 + 1/2 + 1/4 = 1.25 -> 0.3125 (per-row means: 0.375)
+    # template: A[0] + B[1] + A[0] + 0 = 1.5 -> 0.375 (per-row means: 0.5)
+    batch = UnlearnBatch(
+        {
+            "forget": part(FORGET, [[-100, 0, 1], [-100, 2, -100]], [[1, 1, 1], [1, 1, 0]]),
+            "idk": part(IDK, [[-100, 0, 1], [-100, 0, -100]], [[1, 1, 1], [1, 1, 0]]),
+        }
+    )
+    method = make("flat", form="batch_mean")
+    loss = float(method.loss(theta(), batch).detach())
+    assert loss == pytest.approx(-math.tanh(0.375) / 2 + math.tanh(0.3125) / 2)
+    assert method.logs["p_forget"] == pytest.approx(0.3125)
+
+
 def test_ga_mismatch() -> None:
-    expected = -0.5 * FORGET_NLL + 1.0 * MISMATCH_NLL + 1.0 * KL_U_A
+    # Authors' code (default): cross-entropy against theta0 = U over all 2 x 3 positions of the
+    # normal batch; theta's rows A, B, C all give H(U, .) = (5/3) ln 2.
+    expected = -0.5 * FORGET_NLL + 1.0 * MISMATCH_NLL + 1.0 * H_U_A
     assert loss_of("ga_mismatch") == pytest.approx(expected)
-    weighted = -1.0 * FORGET_NLL + 2.0 * MISMATCH_NLL + 3.0 * KL_U_A
+    weighted = -1.0 * FORGET_NLL + 2.0 * MISMATCH_NLL + 3.0 * H_U_A
     assert loss_of("ga_mismatch", eps1=1.0, eps2=2.0, eps3=3.0) == pytest.approx(weighted)
+    # Named variant: the KL over answer tokens only.
+    answer_only = -0.5 * FORGET_NLL + 1.0 * MISMATCH_NLL + 1.0 * KL_U_A
+    assert loss_of("ga_mismatch", normal_kl="answer_only") == pytest.approx(answer_only)
+
+
+def test_ga_mismatch_kl_covers_prompt_and_padding_positions() -> None:
+    # Row 0: a prompt position and two answer positions; row 1: prompt, answer, PADDING.
+    # theta0 rows: (A, U, U) and (U, A, U); theta rows: (A, A, U) and (U, A, A).
+    # Every position counts (Yao et al.'s compute_kl): H(A,A), H(U,A), H(U,U) | H(U,U), H(A,A),
+    # H(U,A) -> mean over 6 positions. The answer-only KL would see positions 0, 1 | 0 only.
+    ref = torch.log(torch.tensor([[A, U, U], [U, A, U]]))
+    logits = torch.log(torch.tensor([[A, A, U], [U, A, A]]))
+    expected = (2 * H_A_A + 2 * H_U_A + 2 * LN3) / 6
+    assert float(all_position_cross_entropy(ref, logits)) == pytest.approx(expected)
+    normal = TokenBatch(
+        torch.full((2, 3), RETAIN), torch.tensor([[1, 1, 1], [1, 1, 0]]),
+        torch.tensor([[-100, 0, 1], [-100, 2, -100]]),
+    )  # fmt: skip
+    cls = METHODS.get("ga_mismatch")
+    method = cls(cls.config_cls(eps1=0.0, eps2=0.0), reference=StubLM({RETAIN: ref}))
+    batch = UnlearnBatch(
+        {"forget": BATCH["forget"], "mismatch": BATCH["mismatch"], "retain": normal}
+    )
+    assert float(
+        method.loss(
+            StubLM({k: logits_of(A, B, C) for k in (FORGET, MISMATCH)} | {RETAIN: logits}), batch
+        )
+    ) == pytest.approx(expected)
+    assert method.logs["retain_kl"] == pytest.approx(expected)
+
+
+def test_ga_mismatch_config_checks() -> None:
+    cls = METHODS.get("ga_mismatch").config_cls
+    assert (cls().k, cls().normal_kl) == (5, "authors_code")
+    with pytest.raises(UnlearnBenchError, match="k must be"):
+        cls(k=0)
+    with pytest.raises(UnlearnBenchError, match="normal_kl"):
+        cls(normal_kl="tokens")
 
 
 def test_bounded_ga_value_and_gradient_mask() -> None:
@@ -199,9 +265,9 @@ W = 0.8  # Jeffrey: at x = 1 - w - ln w, e^(1-x) = w e^w so W(e^(1-x)) = w exact
 X_JEFFREY = 1 - W - math.log(W)
 PAIR_VALUES = {
     "kl": (X, X, math.exp(X - 1)),
-    "reverse_kl": (X, -math.exp(-X), -1 - math.log(math.exp(-X))),
+    "reverse_kl_fgan": (X, -math.exp(-X), -1 - math.log(math.exp(-X))),
     "jeffrey": (X_JEFFREY, X_JEFFREY, W + 1 / W + X_JEFFREY - 2),
-    "squared_hellinger": (X, 1 - math.exp(-X), (1 - math.exp(-X)) / math.exp(-X)),
+    "squared_hellinger_fgan": (X, 1 - math.exp(-X), (1 - math.exp(-X)) / math.exp(-X)),
     "pearson": (X, X, X**2 / 4 + X),
     "neyman": (X, 1 - math.exp(-X), 2 - 2 * math.sqrt(math.exp(-X))),
     "jensen_shannon": (X, LN2 - math.log(1 + math.exp(-X)), -math.log(2 - 2 / (1 + math.exp(-X)))),
@@ -243,6 +309,10 @@ def test_flat_config_rejects_unknown_divergence_and_form() -> None:
         cls(divergence="wasserstein")
     with pytest.raises(UnlearnBenchError, match="form"):
         cls(form="token")
+    # The SPEC's Hellinger pair is decreasing and its reverse KL has no pair: named variants only.
+    for name in ("squared_hellinger", "reverse_kl"):
+        with pytest.raises(UnlearnBenchError, match=f"{name}_fgan"):
+            cls(divergence=name)
 
 
 # --- RMU ----------------------------------------------------------------------------------------

@@ -80,6 +80,11 @@ class Method:
         """
         return cls.needs
 
+    @classmethod
+    def default_trainable(cls, config: Any) -> str | None:
+        """Parameter-name regex of what this method trains by default; None: every parameter."""
+        return None
+
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
         raise NotImplementedError
 

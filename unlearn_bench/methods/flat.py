@@ -4,7 +4,10 @@ With P_f the mean token probability of the forget answer and P_e that of a templ
 (the "idk" part: same question, refusal answer), FLAT maximises the variational f-divergence
 between the two, i.e. minimises L = -g*(P_e) + f*(g*(P_f)). No retain data, no reference model.
 The (g*, f* o g*) pairs are in :data:`unlearn_bench.methods.losses.F_DIVERGENCES` (f-GAN,
-Nowozin et al. 2016, Table 6; FLAT Table 2).
+Nowozin et al. 2016, Table 6; FLAT Table 2). Two differ from the SPEC's table and are named
+variants: ``squared_hellinger_fgan`` and ``reverse_kl_fgan`` (the plain names are refused with
+the reason). ``form`` "batch_mean" is the authors' code: P averaged over every batch x position,
+prompt and padding positions counting as zero.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ import torch
 
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods.base import METHODS, Method, UnlearnBatch
-from unlearn_bench.methods.losses import F_DIVERGENCES, flat_loss, mean_token_nll, mean_token_prob
+from unlearn_bench.methods.losses import (
+    F_DIVERGENCES,
+    FLAT_SPEC_PAIRS_REFUSED,
+    flat_loss,
+    mean_position_prob,
+    mean_token_nll,
+    mean_token_prob,
+)
 
 
 @dataclass(frozen=True)
@@ -24,13 +34,18 @@ class FLATConfig:
     """FLAT hyperparameters."""
 
     divergence: str = "total_variation"
-    """One of kl, reverse_kl, jeffrey, squared_hellinger, pearson, neyman, jensen_shannon,
-    total_variation [SPEC default: total_variation]."""
+    """One of kl, reverse_kl_fgan, jeffrey, squared_hellinger_fgan, pearson, neyman,
+    jensen_shannon, total_variation [SPEC default: total_variation]."""
     form: Literal["per_sample", "batch_mean"] = "per_sample"
     """"per_sample": g*, f* applied per sample, then averaged (the paper's importance-weight
-    framing; default). "batch_mean": applied once to the batch-mean P (the authors' code)."""
+    framing; default). "batch_mean": applied once to P averaged over every batch x position,
+    prompt and padding counting as zero (the authors' code)."""
 
     def __post_init__(self) -> None:
+        if self.divergence in FLAT_SPEC_PAIRS_REFUSED:
+            raise UnlearnBenchError(
+                f"FLAT divergence {self.divergence!r}: {FLAT_SPEC_PAIRS_REFUSED[self.divergence]}"
+            )
         if self.divergence not in F_DIVERGENCES:
             known = ", ".join(sorted(F_DIVERGENCES))
             raise UnlearnBenchError(f"unknown FLAT divergence {self.divergence!r}; known: {known}")
@@ -56,8 +71,9 @@ class FLAT(Method):
         template_logits = model(
             input_ids=template.input_ids, attention_mask=template.attention_mask
         ).logits
-        p_forget = mean_token_prob(forget_logits, forget.labels)
-        p_template = mean_token_prob(template_logits, template.labels)
+        prob = mean_position_prob if self.config.form == "batch_mean" else mean_token_prob
+        p_forget = prob(forget_logits, forget.labels)
+        p_template = prob(template_logits, template.labels)
         loss = flat_loss(p_forget, p_template, self.config.divergence, self.config.form)
         self.logs = {
             "forget_loss": float(loss.detach()),

@@ -72,6 +72,20 @@ def token_kl(ref_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tenso
     return (kl * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)
 
 
+def all_position_cross_entropy(ref_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Mean over every (row, position) of -sum_v p0(v) log p_theta(v): a scalar.
+
+    The KL term of Yao et al.'s code (kevinyaobytedance/llm_unlearn ``utils.py``,
+    ``compute_kl``): softmax of both models' logits at every position of the normal batch, prompt
+    and padding included, no shift and no mask. It differs from KL(p0 || p_theta) by the entropy of
+    p0, a constant in theta, so the gradient is the KL's. The code adds 1e-12 inside the log; this
+    uses log_softmax instead, which differs only where p_theta < ~1e-12.
+    """
+    ref_p = torch.softmax(ref_logits.float(), dim=-1)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(ref_p * logp).sum(dim=-1).mean()
+
+
 def mean_token_prob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over answer tokens of the token probability p(y_t | x, y_<t): shape (batch,)."""
     picked, mask = token_logprobs(logits, labels)
@@ -168,11 +182,13 @@ F_DIVERGENCES: dict[str, FDivPair] = {
     # (Nowozin et al. 2016, Table 6); FLAT Table 2 lists the same pairs. Both members must be
     # increasing in x, or FLAT's loss would raise P_f and lower P_e.
     "kl": (lambda x: x, lambda x: torch.exp(x - 1.0)),
-    "reverse_kl": (lambda x: -torch.exp(-x), lambda x: x - 1.0),
+    # Named variants: f-GAN's own orientation where the SPEC's table gives no pair (reverse KL)
+    # or one that is decreasing (squared Hellinger); see FLAT_SPEC_PAIRS_REFUSED.
+    "reverse_kl_fgan": (lambda x: -torch.exp(-x), lambda x: x - 1.0),
     "jeffrey": (lambda x: x, _jeffrey_conjugate),
     # SPEC writes (1 - e^x, (1 - e^x)/e^x): f-GAN's pair with x -> -x, which is decreasing and
     # would unlearn backwards; f-GAN's own orientation is g = 1 - e^-x, f*(t) = t / (1 - t).
-    "squared_hellinger": (lambda x: 1.0 - torch.exp(-x), lambda x: torch.exp(x) - 1.0),
+    "squared_hellinger_fgan": (lambda x: 1.0 - torch.exp(-x), lambda x: torch.exp(x) - 1.0),
     "pearson": (lambda x: x, lambda x: x * x / 4.0 + x),
     # f-GAN: g = 1 - e^-v, f*(t) = 2 - 2 sqrt(1 - t)  =>  f*(g(x)) = 2 - 2 e^(-x/2).
     "neyman": (lambda x: 1.0 - torch.exp(-x), lambda x: 2.0 - 2.0 * torch.exp(-x / 2.0)),
@@ -181,22 +197,42 @@ F_DIVERGENCES: dict[str, FDivPair] = {
 }
 
 
+FLAT_SPEC_PAIRS_REFUSED = {
+    "squared_hellinger": "the SPEC's pair (1 - e^x, (1 - e^x)/e^x) is decreasing in x and would "
+    "raise P_f; use the named variant squared_hellinger_fgan (f-GAN Table 6 orientation)",
+    "reverse_kl": "the SPEC's table gives no pair; use the named variant reverse_kl_fgan "
+    "(f-GAN Table 6: g = -e^-x, f*(g(x)) = x - 1)",
+}
+"""Divergence names whose SPEC form is not implemented, with the named variant to use instead."""
+
+
+def mean_position_prob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Answer-token probabilities summed, over every (row, scored position) of the batch.
+
+    FLAT's code averages over the whole batch x position grid with prompt and padding positions
+    counting as zero, so a batch of short answers gets a smaller P than its per-row means. The
+    grid is the (batch, seq - 1) positions that predict a label. Shape (1,).
+    """
+    picked, mask = token_logprobs(logits, labels)
+    return ((picked.exp() * mask).sum() / mask.numel()).reshape(1)
+
+
 def flat_loss(
     p_forget: torch.Tensor, p_template: torch.Tensor, divergence: str, form: str
 ) -> torch.Tensor:
     """FLAT (Wang et al. ICLR 2025, arXiv 2410.11143): L = -g*(P_e) + f*(g*(P_f)).
 
-    ``p_forget`` / ``p_template`` are per-sample mean token probabilities (batch,). ``form``
-    "per_sample" applies g* and f* to each sample then averages (the paper's importance-weight
-    reading); "batch_mean" applies them once to the batch means (the authors' code).
+    ``p_forget`` / ``p_template`` are probabilities, shape (batch,) for ``form`` "per_sample"
+    (g* and f* applied per sample then averaged: the paper's importance-weight reading) or (1,)
+    for "batch_mean" (applied once to :func:`mean_position_prob`: the authors' code).
     """
+    if divergence in FLAT_SPEC_PAIRS_REFUSED:
+        raise ValueError(f"FLAT divergence {divergence!r}: {FLAT_SPEC_PAIRS_REFUSED[divergence]}")
     if divergence not in F_DIVERGENCES:
         raise ValueError(f"unknown f-divergence {divergence!r}; known: {sorted(F_DIVERGENCES)}")
     if form not in ("per_sample", "batch_mean"):
         raise ValueError(f"FLAT form must be 'per_sample' or 'batch_mean', got {form!r}")
     g, f_of_g = F_DIVERGENCES[divergence]
-    if form == "batch_mean":
-        p_forget, p_template = p_forget.mean(), p_template.mean()
     return (-g(p_template) + f_of_g(p_forget)).mean()
 
 

@@ -4,8 +4,12 @@ L = mean_t ||h_theta(forget)_t - c u||^2 + alpha * mean_t ||h_theta(retain)_t - 
 with h the residual stream after decoder block ``layer`` (h_0: the frozen theta0's), u a fixed
 random unit vector and the means over valid token positions. As in the paper the norms are
 squared L2 norms; the WMDP code uses mean-squared error (an extra 1/hidden_size on both terms),
-which Adam largely absorbs. The paper also updates only the MLPs of a few layers around
-``layer``: choosing trainable parameters is the trainer's job.
+which Adam largely absorbs. Which parameters train is ``param_set``: "wmdp" (default) is the
+original code's (centerforaisafety/wmdp ``rmu/unlearn.py``: ``layer_ids`` 5, 6, 7 with
+``layer_id`` 7, param_ids 6 = ``model.layers.{5,6,7}.mlp.down_proj.weight``), shifted with
+``layer`` to blocks layer-2..layer; "open_unlearning" is the named variant that trains every
+parameter (open-unlearning's ``configs/trainer/RMU.yaml``). A ``trainable`` pattern in the
+training config overrides both.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class RMUConfig:
     positions: Literal["all", "answer"] = "all"
     """Positions averaged: "all" valid tokens (attention mask; WMDP's plain-text corpora) or
     only "answer" tokens (labels != -100)."""
+    param_set: Literal["wmdp", "open_unlearning"] = "wmdp"
+    """Parameters trained: "wmdp", the original code's MLP down-projections of blocks
+    layer-2..layer (default), or "open_unlearning", every parameter."""
 
     def __post_init__(self) -> None:
         if self.layer < 0:
@@ -43,6 +50,10 @@ class RMUConfig:
         if self.positions not in ("all", "answer"):
             raise UnlearnBenchError(
                 f"rmu positions must be 'all' or 'answer', not {self.positions!r}"
+            )
+        if self.param_set not in ("wmdp", "open_unlearning"):
+            raise UnlearnBenchError(
+                f"rmu param_set must be 'wmdp' or 'open_unlearning', not {self.param_set!r}"
             )
 
 
@@ -57,6 +68,14 @@ class RMU(Method):
     def __init__(self, config: RMUConfig, reference: torch.nn.Module | None = None) -> None:
         super().__init__(config, reference)
         self._direction: torch.Tensor | None = None
+
+    @classmethod
+    def default_trainable(cls, config: RMUConfig) -> str | None:
+        """WMDP's set, ``model.layers.(l-2|l-1|l).mlp.down_proj.weight``; None for every param."""
+        if config.param_set == "open_unlearning":
+            return None
+        blocks = "|".join(str(i) for i in range(max(0, config.layer - 2), config.layer + 1))
+        return rf"(^|\.)layers\.({blocks})\.mlp\.down_proj\.weight$"
 
     def steering_direction(self, hidden_size: int) -> torch.Tensor:
         """Return the fixed unit vector u (float32, CPU), drawn once per instance from ``seed``."""

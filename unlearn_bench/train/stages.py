@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from unlearn_bench.config import TrainConfig, UnlearnConfig
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods import METHODS, Method, TokenBatch, UnlearnBatch
 from unlearn_bench.paths import atomic_write_json, cache_dir
-from unlearn_bench.prompts import format_prompt, tokenizer_chat
 from unlearn_bench.tasks import TaskSpec
 from unlearn_bench.train.checkpointing import (
     export_model,
@@ -36,12 +34,12 @@ from unlearn_bench.train.controls import Controller, probe
 from unlearn_bench.train.distributed import barrier, is_main_process, world_size
 from unlearn_bench.train.loop import (
     BatchSource,
-    Example,
     collate,
     seed_everything,
     total_steps,
     train,
 )
+from unlearn_bench.train.parts import batch_source, examples_for
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,8 @@ def _train_settings(cfg: TrainConfig) -> dict[str, Any]:
     """The recipe's view of ``cfg``: ``save_every`` only adds snapshots, never changes weights."""
     settings = dataclasses.asdict(cfg)
     settings.pop("save_every", None)
+    if settings.get("trainable") is None:
+        settings.pop("trainable", None)  # recipes from before the setting existed stay valid
     return settings
 
 
@@ -93,24 +93,44 @@ def _load_for_training(path: str, trust_remote_code: bool) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _trainable(path: str, cfg: TrainConfig, trust_remote_code: bool, seed: int) -> tuple[Any, Any]:
-    """The model to train: as loaded (full fine-tuning) or wrapped with LoRA adapters."""
+def _trainable(
+    path: str, cfg: TrainConfig, trust_remote_code: bool, seed: int, pattern: str | None = None
+) -> tuple[Any, Any]:
+    """The model to train: as loaded or LoRA-wrapped, only ``pattern``'s parameters trainable."""
     model, tokenizer = _load_for_training(path, trust_remote_code)
     if cfg.lora is not None:
         from unlearn_bench.train.lora import apply_lora
 
         seed_everything(seed)  # LoRA's A matrices are drawn at random: seed them too
         model = apply_lora(model, cfg.lora)
+    if pattern is not None:
+        freeze_except(model, pattern)
     return model, tokenizer
 
 
-def examples_for(
-    spec: TaskSpec, tokenizer: Any, records: list[dict], answer_key: str = "answer"
-) -> list[Example]:
-    chat = tokenizer_chat(tokenizer)
-    return [
-        Example(format_prompt(spec.prompt, r["question"], chat), r[answer_key]) for r in records
-    ]
+def freeze_except(model: Any, pattern: str) -> list[str]:
+    """Freeze every parameter whose name ``pattern`` does not match; return those that train."""
+    import re
+
+    regex = re.compile(pattern)
+    kept = []
+    for name, param in model.named_parameters():
+        keep = param.requires_grad and regex.search(name) is not None
+        param.requires_grad_(keep)
+        if keep:
+            kept.append(name)
+    if not kept:
+        raise UnlearnBenchError(f"trainable pattern {pattern!r} matches no trainable parameter")
+    return kept
+
+
+def trainable_pattern(
+    ucfg: UnlearnConfig, method_cls: type[Method], method_config: Any
+) -> str | None:
+    """The run's trainable-parameter pattern: the config's, else the method's default."""
+    if ucfg.trainable is not None:
+        return ucfg.trainable
+    return method_cls.default_trainable(method_config)
 
 
 def finetune(
@@ -135,7 +155,7 @@ def finetune(
         raise UnlearnBenchError(f"cannot finetune on the empty split {split!r}")
     from unlearn_bench.methods.losses import batch_nll
 
-    model, tokenizer = _trainable(start, cfg, trust_remote_code, seed)
+    model, tokenizer = _trainable(start, cfg, trust_remote_code, seed, cfg.trainable)
     examples = examples_for(spec, tokenizer, records)
     source = BatchSource(tokenizer, {"forget": examples}, cfg.batch_size, cfg.max_length, seed)
 
@@ -148,7 +168,7 @@ def finetune(
     result = train(
         model, loss_fn, source, total_steps(cfg, len(examples), world_size()), cfg, seed=seed,
         out_dir=tmp, desc=f"finetune[{split}]",
-        rebuild=lambda: _trainable(start, cfg, trust_remote_code, seed)[0],
+        rebuild=lambda: _trainable(start, cfg, trust_remote_code, seed, cfg.trainable)[0],
         export=lambda m, out: export_model(m, tokenizer, out),
     )  # fmt: skip
     if is_main_process():
@@ -165,32 +185,6 @@ def build_method(ucfg: UnlearnConfig) -> tuple[type[Method], Any]:
     except TypeError as exc:
         raise UnlearnBenchError(f"method {ucfg.method!r}: bad args {ucfg.args}: {exc}") from None
     return method_cls, method_config
-
-
-def _parts(
-    spec: TaskSpec, tokenizer: Any, splits: dict[str, list[dict]], needs: frozenset[str], seed: int
-) -> dict[str, list[Example]]:
-    forget = splits[spec.splits.forget]
-    parts = {"forget": examples_for(spec, tokenizer, forget)}
-    retain = splits.get(spec.splits.retain) or []
-    if {"retain", "mismatch"} & needs and not retain:
-        raise UnlearnBenchError(
-            f"this method needs retain data but split {spec.splits.retain!r} is empty"
-        )
-    if "retain" in needs:
-        parts["retain"] = examples_for(spec, tokenizer, retain)
-    rng = random.Random(seed)
-    if "mismatch" in needs:
-        # GA+Mismatch: forget questions paired with random normal (retain) answers.
-        mixed = [dict(r, answer=rng.choice(retain)["answer"]) for r in forget]
-        parts["mismatch"] = examples_for(spec, tokenizer, mixed)
-    if "idk" in needs:
-        from unlearn_bench.data.refusals import load_refusals
-
-        refusals = load_refusals(None)
-        idk = [dict(r, answer=rng.choice(refusals)) for r in forget]
-        parts["idk"] = examples_for(spec, tokenizer, idk)
-    return parts
 
 
 def _probe_parts(
@@ -230,18 +224,26 @@ def unlearn(
         "method_config": dataclasses.asdict(method_config), "train": _train_settings(ucfg),
         "n_forget": len(splits[spec.splits.forget]), "seed": seed, "harness": __version__,
     }  # fmt: skip
+    pattern = trainable_pattern(ucfg, method_cls, method_config)
+    if pattern is not None:
+        recipe["trainable"] = pattern
+    if {"idk", "mismatch"} & needs:
+        # Paired parts are derived per step from the step's forget rows (train/parts.py); older
+        # checkpoints paired rows of different questions and must not be reused.
+        recipe["paired_parts"] = "derived-per-step"
     final = checkpoint_dir("unlearn", recipe)
     if _finished(final):
         return Checkpoint(final, True, final / "train_log.jsonl")
-    model, tokenizer = _trainable(start, ucfg, trust_remote_code, seed)
+    model, tokenizer = _trainable(start, ucfg, trust_remote_code, seed, pattern)
     reference = None
     if "reference" in needs:
         # Built once per run and frozen; methods never copy it per step.
         reference, _ = _load_for_training(start, trust_remote_code)
         reference.eval().requires_grad_(False)
     method = method_cls(method_config, reference)
-    parts = _parts(spec, tokenizer, splits, needs, seed)
-    source = BatchSource(tokenizer, parts, ucfg.batch_size, ucfg.max_length, seed)
+    source = batch_source(
+        spec, tokenizer, splits, needs, method_config, ucfg.batch_size, ucfg.max_length, seed
+    )
     control = ucfg.control
     probe_parts = _probe_parts(spec, tokenizer, splits, ucfg) if control.evaluates else {}
     controller = Controller(control) if control.eval_every is not None else None
@@ -254,11 +256,11 @@ def unlearn(
 
     tmp = _fresh_dir(final)
     result = train(
-        model, loss_fn, source, total_steps(ucfg, len(parts["forget"]), world_size()), ucfg,
+        model, loss_fn, source, total_steps(ucfg, len(source.parts["forget"]), world_size()), ucfg,
         seed=seed, out_dir=tmp, desc=f"unlearn[{ucfg.method}]",
         step_logs=lambda: dict(method.logs), controller=controller,
         probe=lambda m: probe(m, probe_parts),
-        rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed)[0],
+        rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed, pattern)[0],
         export=lambda m, out: export_model(m, tokenizer, out),
     )  # fmt: skip
     if is_main_process():
