@@ -9,6 +9,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from unlearn_bench import numerics  # noqa: E402
+
+# In-process tests get the CLI's numeric profile: pinned before anything imports torch.
+numerics.pin()
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -73,3 +73,10 @@ def build_tiny_model_dir(path: Path, seed: int = 0) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+if __name__ == "__main__":
+    # `python tests/tiny_model.py DIR`: the same tiny model for CI's regression protocol.
+    import sys
+
+    build_tiny_model_dir(Path(sys.argv[1]))

@@ -21,7 +21,7 @@ from typing import Any
 
 from unlearn_bench.config import RunConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.runs import RunRecord
+from unlearn_bench.runs import RunRecord, git_commit, results_fingerprint
 from unlearn_bench.scoring import RunView, finalize_results
 from unlearn_bench.tasks import TaskSpec, find_task, load_task_data, parse_task
 from unlearn_bench.train.distributed import is_main_process, main_process_first
@@ -302,6 +302,9 @@ def run_protocol(
             "config": config.to_dict(),
             "seconds": timer.seconds,
             "runs": [r.run_id for r in records],
+            # What made these numbers and a digest of them: a stale committed table shows.
+            "code_version": git_commit(),
+            "results_fingerprint": results_fingerprint(records),
         },
     )
     return p.group_dir, records, timer.seconds

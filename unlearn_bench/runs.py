@@ -7,6 +7,7 @@ of an interrupted run resumes from there.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -16,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from unlearn_bench import numerics
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.paths import atomic_write_json, atomic_write_text
 
@@ -106,6 +108,7 @@ class RunRecord:
             "git_commit": git_commit(),
             "packages": package_versions(),
             "platform": {"python": sys.version.split()[0], "machine": platform.machine()},
+            "numerics": numerics.identity(),
             **fields,
         }
         record._write_header(header)
@@ -157,6 +160,12 @@ class RunRecord:
     def fail(self, message: str) -> None:
         if self.exists():
             self.update_header(status="failed", error=message)
+
+
+def results_fingerprint(records: list[RunRecord]) -> str:
+    """sha256 of every metric value of a group's finished runs, by label, at full precision."""
+    payload = {r.header.get("label", r.root.name): r.results() for r in records}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def find_runs(runs_dir: Path) -> list[RunRecord]:

@@ -222,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from unlearn_bench import numerics
+
+    try:
+        numerics.pin()  # before anything imports torch: its kernels are chosen at first use
+    except UnlearnBenchError as exc:
+        print(f"unlearn-bench: error: {exc}", file=sys.stderr)
+        return 2
     if argv[:1] == ["protocol"]:
         return cmd_protocol(argv[1:])
     args = build_parser().parse_args(argv)

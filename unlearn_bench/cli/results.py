@@ -1,4 +1,4 @@
-"""The result-side commands: ``leaderboard``, ``compare``, ``regress`` and ``sweep``.
+"""The result-side commands: ``leaderboard``, ``compare``, ``regress``, ``compare-runs``, ``sweep``.
 
 Kept apart from ``cli.py`` so the shared entry point only registers them. Like every command,
 they import their heavy parts lazily and report a bad input as one UnlearnBenchError line.
@@ -71,7 +71,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     tolerances = regress.parse_tolerance_spec(args.tolerance)
     rows = _rows(args.runs_dir, args.task)
     if args.write_baseline:
-        regress.write_baseline(Path(args.write_baseline), rows, tolerances)
+        regress.write_baseline(Path(args.write_baseline), rows, tolerances, args.any_direction)
         print(f"baseline written: {args.write_baseline} ({len(rows)} rows)")
         return 0
     if not args.baseline:
@@ -109,8 +109,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
+def cmd_compare_runs(args: argparse.Namespace) -> int:
+    from unlearn_bench.leaderboard.compare_runs import explain
+
+    report, differ = explain(Path(args.a), Path(args.b), args.tolerance)
+    print(report)
+    return 1 if differ else 0
+
+
 def add_commands(sub: Any) -> None:
-    """Register the four commands on the main parser's subparsers."""
+    """Register the result commands on the main parser's subparsers."""
     p = sub.add_parser("leaderboard", help="regenerate leaderboard tables from run records")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--out", default="leaderboards")
@@ -134,7 +142,20 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--task", help="only rows of this task")
     p.add_argument("--verbose", action="store_true", help="also list metrics within tolerance")
+    p.add_argument(
+        "--any-direction",
+        action="store_true",
+        help="with --write-baseline: every metric 'better: either' (any move fails)",
+    )
     p.set_defaults(func=cmd_regress)
+
+    p = sub.add_parser(
+        "compare-runs", help="two runs or run groups: metrics that differ, and why (exit 1 if any)"
+    )
+    p.add_argument("a", help="run folder or run group folder")
+    p.add_argument("b", help="run folder or run group folder")
+    p.add_argument("--tolerance", type=float, default=0.0, help="absolute; default 0 (exact)")
+    p.set_defaults(func=cmd_compare_runs)
 
     p = sub.add_parser("sweep", help="run a grid of methods/hyperparameters from one YAML")
     p.add_argument("grid", help="sweep YAML file")

@@ -96,12 +96,19 @@ def row_id(row: Row) -> str:
     return " | ".join((row.task, row.model, row.label, row.hparams))
 
 
-def baseline_from_rows(rows: list[Row], tolerances: dict[str, Tolerance]) -> dict[str, Any]:
+def baseline_from_rows(
+    rows: list[Row], tolerances: dict[str, Tolerance], any_direction: bool = False
+) -> dict[str, Any]:
+    """The baseline's data; ``any_direction`` makes every metric ``better: either``.
+
+    That is the guard for a project's own CI: any move beyond tolerance is a behaviour change
+    to review, whichever way it goes.
+    """
     entries: dict[str, Any] = {}
     for row in rows:
         entries[row_id(row)] = {
             key: {"value": cell.value, "version": cell.version,
-                  "better": BETTER[cell.higher_is_better]}
+                  "better": "either" if any_direction else BETTER[cell.higher_is_better]}
             for key, cell in row.metrics.items()
         }  # fmt: skip
     return {
@@ -111,12 +118,14 @@ def baseline_from_rows(rows: list[Row], tolerances: dict[str, Tolerance]) -> dic
     }
 
 
-def write_baseline(path: Path, rows: list[Row], tolerances: dict[str, Tolerance]) -> None:
+def write_baseline(
+    path: Path, rows: list[Row], tolerances: dict[str, Tolerance], any_direction: bool = False
+) -> None:
     import yaml
 
     if not rows:
         raise UnlearnBenchError("no finished runs to write a baseline from")
-    data = baseline_from_rows(rows, tolerances)
+    data = baseline_from_rows(rows, tolerances, any_direction)
     text = yaml.safe_dump(data, sort_keys=True, allow_unicode=True, width=100)
     atomic_write_text(path, HEADER + text)
 

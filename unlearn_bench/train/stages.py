@@ -2,23 +2,27 @@
 
 A checkpoint's folder name hashes everything that determines its weights (the starting
 weights' sha256, the data, the prompt format, the optimiser, LoRA and control settings, the
-method and its config, the seed, the harness version), so a rerun reuses a finished stage and a
-changed setting never reuses a stale one. Folders are written under a temporary name and renamed
+method and its config, the seed, the training code, the numeric profile), so a rerun reuses a
+finished stage and a changed setting or a changed line of training code never reuses a stale
+one. Folders are written under a temporary name and renamed
 when complete, so an interrupted stage leaves nothing that looks finished. Under a multi-process
 launch every process trains; only the main process writes, and the others wait for it.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
+import importlib
+import inspect
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench import __version__
+from unlearn_bench import __version__, numerics
 from unlearn_bench.config import TrainConfig, UnlearnConfig
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods import METHODS, Method, TokenBatch, UnlearnBatch
@@ -52,6 +56,43 @@ class Checkpoint:
 def checkpoint_dir(kind: str, recipe: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
     return cache_dir() / "checkpoints" / f"{kind}-{digest[:20]}"
+
+
+def code_fingerprint(*module_names: str) -> str:
+    """Hash of the named modules' code without docstrings or comments.
+
+    Part of every checkpoint key: a change that can move weights (a loss, the batch order) must
+    never be served a checkpoint the old code made, while a reworded docstring keeps the cache.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(set(module_names)):
+        tree = ast.parse(inspect.getsource(importlib.import_module(name)))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+                if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+        digest.update(name.encode() + ast.dump(tree).encode())
+    return digest.hexdigest()[:16]
+
+
+# The modules whose code decides a finetune's or an unlearning run's weights.
+TRAINING_CODE = ("unlearn_bench.train.loop", "unlearn_bench.train.batches", "unlearn_bench.prompts")
+UNLEARNING_CODE = (
+    *TRAINING_CODE, __name__, "unlearn_bench.methods.losses", "unlearn_bench.methods.base",
+)  # fmt: skip
+
+
+def _data_hash(records: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
+
+
+def _splits_read(spec: TaskSpec, needs: frozenset[str], ucfg: UnlearnConfig) -> list[str]:
+    """The splits an unlearning run reads: forget, and retain where a part or a control uses it."""
+    uses_retain = bool({"retain", "mismatch"} & needs) or ucfg.control.evaluates
+    return [spec.splits.forget] + ([spec.splits.retain] if uses_retain else [])
 
 
 def _finished(path: Path) -> bool:
@@ -147,6 +188,8 @@ def finetune(
     recipe = {
         "kind": "finetune", "start": start_hash, "task": spec.fingerprint(), "split": split,
         "n": len(records), "train": _train_settings(cfg), "seed": seed, "harness": __version__,
+        "data": _data_hash(records), "code": code_fingerprint(*TRAINING_CODE),
+        "numerics": numerics.profile(),
     }  # fmt: skip
     final = checkpoint_dir("finetune", recipe)
     if _finished(final):
@@ -223,6 +266,9 @@ def unlearn(
         "kind": "unlearn", "start": start_hash, "task": spec.fingerprint(), "method": ucfg.method,
         "method_config": dataclasses.asdict(method_config), "train": _train_settings(ucfg),
         "n_forget": len(splits[spec.splits.forget]), "seed": seed, "harness": __version__,
+        "data": _data_hash([splits[name] for name in _splits_read(spec, needs, ucfg)]),
+        "code": code_fingerprint(*UNLEARNING_CODE, method_cls.__module__),
+        "numerics": numerics.profile(),
     }  # fmt: skip
     pattern = trainable_pattern(ucfg, method_cls, method_config)
     if pattern is not None:
