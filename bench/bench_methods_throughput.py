@@ -59,8 +59,9 @@ def run() -> dict:
     import torch
 
     from unlearn_bench.config import RunConfig
+    from unlearn_bench.evaluate import parse_task
     from unlearn_bench.models import resolve_model
-    from unlearn_bench.tasks import find_task, load_task_data, parse_task
+    from unlearn_bench.tasks import find_task, load_task_data
     from unlearn_bench.train.stages import unlearn
 
     model = resolve_model("smollm2-135m").load_path  # before the cache moves: reuse conversion

@@ -120,7 +120,8 @@ def run() -> dict:
     import torch
 
     from unlearn_bench.backends.hf import HFBackend
-    from unlearn_bench.tasks import find_task, load_task_data, parse_task
+    from unlearn_bench.evaluate import parse_task
+    from unlearn_bench.tasks import find_task, load_task_data
 
     if not DATA.is_dir():
         raise RuntimeError(f"TOFU data not found at {DATA}; set UNLEARN_BENCH_TOFU_DIR")

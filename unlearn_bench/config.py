@@ -6,16 +6,94 @@ Unknown keys anywhere are errors (a typo must never silently fall back to a defa
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.train.controls import ControlConfig
-from unlearn_bench.train.lora import LoraSettings
-from unlearn_bench.yaml_strict import load_yaml
+from unlearn_bench.yaml_strict import build_dataclass, load_yaml
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA hyperparameters (config key ``lora: {r, alpha, dropout, target_modules}``)."""
+
+    r: int = 8
+    """Rank of the update B A [LoRA paper: 1-64; peft's default 8]."""
+    alpha: float = 16.0
+    """Scale numerator: the update is multiplied by alpha / r [peft default 8; 2r is common]."""
+    dropout: float = 0.0
+    """Dropout on the LoRA branch input [peft default 0]."""
+    target_modules: list[str] | None = None
+    """Module names to adapt (e.g. [q_proj, v_proj]); None = every linear layer except the
+    output head (peft's "all-linear")."""
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise UnlearnBenchError(f"lora r must be >= 1, got {self.r}")
+        if self.alpha <= 0:
+            raise UnlearnBenchError(f"lora alpha must be > 0, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UnlearnBenchError(f"lora dropout must be in [0, 1), got {self.dropout}")
+        if self.target_modules is not None and not self.target_modules:
+            raise UnlearnBenchError("lora target_modules must be a non-empty list or null")
+
+
+SELECT_RULES = {
+    "last": "keep the final weights",
+    "forget_utility_mean": "maximise ((1 - forget_prob) + retain_prob) / 2 over evaluated steps",
+    "utility_floor": "maximise 1 - forget_prob over evaluated steps with "
+    "retain_prob >= utility_floor x retain_prob(step 0)",
+}
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """Config key ``control:`` of an unlearning entry; everything is off by default."""
+
+    eval_every: int | None = None
+    """Evaluate the probe metrics every N optimiser steps (needed by select and stop rules)."""
+    eval_size: int = 16
+    """Probe items taken from the start of the forget split and of the retain split."""
+    select: str = "last"
+    """Checkpoint selection rule, one of SELECT_RULES."""
+    utility_floor: float | None = None
+    """Fraction in (0, 1] of the starting model's retain_prob that utility must keep."""
+    stop_forget_nll: float | None = None
+    """Stop once the probe forget NLL reaches this bound (nats per token)."""
+    stop_below_floor: bool = False
+    """Stop once utility falls under the floor."""
+    mix: bool = False
+    """Search the mixing weight r after training to meet the utility floor."""
+    mix_grid: int = 11
+    """Number of evenly spaced r values in [0, 1] to try."""
+
+    def __post_init__(self) -> None:
+        if self.select not in SELECT_RULES:
+            raise UnlearnBenchError(
+                f"control select must be one of {sorted(SELECT_RULES)}, got {self.select!r}"
+            )
+        if self.eval_every is not None and self.eval_every < 1:
+            raise UnlearnBenchError(f"control eval_every must be >= 1, got {self.eval_every}")
+        if self.eval_size < 1:
+            raise UnlearnBenchError(f"control eval_size must be >= 1, got {self.eval_size}")
+        if self.utility_floor is not None and not 0.0 < self.utility_floor <= 1.0:
+            raise UnlearnBenchError(
+                f"control utility_floor must be in (0, 1], got {self.utility_floor}"
+            )
+        if self.mix_grid < 2:
+            raise UnlearnBenchError(f"control mix_grid must be >= 2, got {self.mix_grid}")
+        needs_floor = self.select == "utility_floor" or self.stop_below_floor or self.mix
+        if needs_floor and self.utility_floor is None:
+            raise UnlearnBenchError("control: this select/stop/mix setting needs utility_floor")
+        needs_eval = self.select != "last" or self.stop_forget_nll is not None
+        if (needs_eval or self.stop_below_floor) and self.eval_every is None:
+            raise UnlearnBenchError("control: selection and early stopping need eval_every")
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the probe runs during training or mixing (so probe data is needed)."""
+        return self.eval_every is not None or self.mix
 
 
 @dataclass(frozen=True)
@@ -116,7 +194,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return _build(cls, data, "config")
+        return build_dataclass(cls, data, "config")  # type: ignore[no-any-return]
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -126,53 +204,3 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
-    if not isinstance(data, dict):
-        raise UnlearnBenchError(f"{where} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise UnlearnBenchError(
-            f"unknown key {unknown[0]!r} in {where}; allowed: {', '.join(sorted(fields))}"
-        )
-    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise UnlearnBenchError(f"{where}: {exc}") from None
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        non_none = [o for o in options if o is not type(None)]
-        return _coerce(non_none[0], value, where)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value or {}, where)  # type: ignore[arg-type]
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            value = [value]
-        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise UnlearnBenchError(f"{where} must be a mapping")
-        return dict(value)
-    if hint is float and isinstance(value, int | float | str) and not isinstance(value, bool):
-        # PyYAML reads "1e-5" (no dot) as a string; accept any numeric spelling.
-        try:
-            return float(value)
-        except ValueError:
-            raise UnlearnBenchError(f"{where} must be a number, got {value!r}") from None
-    if hint in (int, str, bool) and type(value) is not hint:
-        raise UnlearnBenchError(f"{where} must be {hint.__name__}, got {value!r}")
-    if hint is float and not isinstance(value, float):
-        raise UnlearnBenchError(f"{where} must be a number, got {value!r}")
-    return value

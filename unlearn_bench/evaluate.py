@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from unlearn_bench.backends.base import (
@@ -19,10 +20,11 @@ from unlearn_bench.backends.base import (
     require_capabilities,
     truncate_to_tokens,
 )
-from unlearn_bench.metrics import METRICS
+from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.metrics import DERIVED_METRICS, METRICS, needed_observations
 from unlearn_bench.metrics.stats import mean_and_stderr
 from unlearn_bench.prompts import format_prompt
-from unlearn_bench.tasks import TaskSpec
+from unlearn_bench.tasks import TaskSpec, read_task
 
 SCORED_TOKENS = "answer tokens only (no end-of-turn token), question and answer tokenised apart"
 LOGPROB_FIELDS = ("answer", "paraphrased_answer")
@@ -78,11 +80,29 @@ class _ScoreQueue:
                 _store(item, result)
 
 
-def needed_observations(metric_names: list[str]) -> set[str]:
-    needs: set[str] = set()
-    for name in metric_names:
-        needs |= METRICS.get(name).needs
-    return needs
+def parse_task(path: str | Path) -> TaskSpec:
+    """Read a task file and check it against the metric and judge registries."""
+    spec = read_task(path)
+    check_task(spec, Path(path).name)
+    return spec
+
+
+def check_task(spec: TaskSpec, where: str) -> None:
+    """Every metric known and its capabilities required, derived metrics known, scorers valid."""
+    from unlearn_bench.judges import check_scorers
+
+    for set_name, eval_set in spec.evaluation.items():
+        for metric_name in eval_set.metrics:
+            metric = METRICS.get(metric_name)
+            missing = metric.capabilities - set(spec.requires)
+            if missing:
+                raise UnlearnBenchError(
+                    f"{where}: metric {metric_name!r} in {set_name} needs "
+                    f"{sorted(missing)} but the task requires only {spec.requires}"
+                )
+    for name in spec.derived:
+        DERIVED_METRICS.get(name)
+    check_scorers(spec, where)  # also: a metric needing a scorer slot the task leaves empty
 
 
 def collect_observations(

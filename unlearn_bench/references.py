@@ -26,104 +26,20 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.metrics.views import RECORD_SET, ReferenceValues, RunView
 from unlearn_bench.paths import atomic_write_json, atomic_write_text, cache_dir
 
-FORMAT_VERSION = 1
-RECORD_SET = "reference_values"  # eval-set name of the one sample a reference record holds
 OPEN_UNLEARNING_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
-
-
-@dataclass
-class ReferenceValues:
-    """Per-item values of a reference model; AUCs in the standard orientation (1 = members)."""
-
-    label: str
-    kind: str  # "run", "open-unlearning" or "tofu-eval-log"
-    source: str
-    truth_ratios: dict[int, float]  # forget eval-set index -> raw truth ratio R
-    questions: dict[int, str] = field(default_factory=dict)  # forget index -> question text
-    mia_auc: dict[str, float] = field(default_factory=dict)  # attack -> AUC
-    answer_logprobs: dict[str, dict[int, list[float]]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    version: int = FORMAT_VERSION
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ReferenceValues:
-        def keyed(d: dict[str, Any]) -> dict[int, Any]:
-            return {int(k): v for k, v in d.items()}
-
-        return cls(
-            label=data["label"],
-            kind=data["kind"],
-            source=data["source"],
-            truth_ratios=keyed(data["truth_ratios"]),
-            questions=keyed(data.get("questions", {})),
-            mia_auc=dict(data.get("mia_auc", {})),
-            answer_logprobs={k: keyed(v) for k, v in data.get("answer_logprobs", {}).items()},
-            notes=list(data.get("notes", [])),
-            version=int(data.get("version", FORMAT_VERSION)),
-        )
-
-
-# --- from a run --------------------------------------------------------------------------------
-def from_view(view: Any) -> ReferenceValues:
-    """Values of a run (``scoring.RunView``), or those a reference record carries."""
-    if RECORD_SET in view.by_set:
-        return ReferenceValues.from_json(view.by_set[RECORD_SET][0]["reference_values"])
-    from unlearn_bench.metrics.tofu import raw_truth_ratio
-    from unlearn_bench.metrics.tofu_mia import ATTACK_METRICS, attack_auc
-
-    # Only the items whose truth-ratio observations were collected count.
-    forget = [
-        s
-        for s in view.by_set.get("forget", [])
-        if {"paraphrased_answer", "perturbed_answer"} <= s["obs"].keys()
-    ]
-    values = ReferenceValues(
-        label=view.label,
-        kind="run",
-        source=view.label,
-        truth_ratios={s["index"]: raw_truth_ratio(s) for s in forget},
-        questions={s["index"]: s["question"] for s in forget},
-    )
-    if "holdout" in view.by_set:
-        for attack in ATTACK_METRICS:
-            try:
-                values.mia_auc[attack] = attack_auc(view, attack)
-            except (KeyError, ValueError, UnlearnBenchError):  # observations not collected
-                continue
-        for name in ("forget", "holdout"):
-            values.answer_logprobs[name] = {
-                s["index"]: s["obs"]["answer"]["logprobs"]
-                for s in view.by_set.get(name, [])
-                if "answer" in s["obs"]
-            }
-    return values
-
-
-def reference_values(reference: Any) -> ReferenceValues:
-    """What a derived metric was handed as reference, as ``ReferenceValues`` (memoised)."""
-    if isinstance(reference, ReferenceValues):
-        return reference
-    cached = getattr(reference, "_reference_values", None)
-    if cached is None:
-        cached = from_view(reference)
-        reference._reference_values = cached  # several derived metrics read one reference
-    return cached
 
 
 def from_run(root: Path, task: str) -> ReferenceValues:
     """Values of a finished run folder, cached by the content hash of its samples."""
     from unlearn_bench.runs import RunRecord
-    from unlearn_bench.scoring import RunView
+    from unlearn_bench.scoring import reference_values
 
     record = RunRecord(root)
     samples = record.samples_path(task)
@@ -133,7 +49,7 @@ def from_run(root: Path, task: str) -> ReferenceValues:
     cache_file = cache_dir() / "references" / f"{digest[:32]}.json"
     if cache_file.is_file():
         return ReferenceValues.from_json(json.loads(cache_file.read_text()))
-    values = from_view(RunView.load(record, task))
+    values = reference_values(RunView.load(record, task))
     atomic_write_json(cache_file, values.to_json())
     return values
 
@@ -239,14 +155,13 @@ def write_reference_record(values: ReferenceValues, out_dir: Path, task: str) ->
     return out_dir
 
 
-def reference_view(path: str | Path, task: str) -> Any:
+def reference_view(path: str | Path, task: str) -> RunView:
     """The RunView that derived metrics read, for a run folder or an imported log file.
 
     A log file (open-unlearning ``*_EVAL.json``, TOFU ``eval_log_aggregated.json(.gz)``) is
     imported once into a reference record under the user cache, keyed by the file's content.
     """
     from unlearn_bench.runs import RunRecord
-    from unlearn_bench.scoring import RunView
 
     path = Path(path)
     if path.is_dir():

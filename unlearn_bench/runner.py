@@ -21,9 +21,11 @@ from typing import Any
 
 from unlearn_bench.config import RunConfig
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.metrics.views import RunView
 from unlearn_bench.runs import RunRecord, git_commit, results_fingerprint
-from unlearn_bench.scoring import RunView, finalize_results
-from unlearn_bench.tasks import TaskSpec, find_task, load_task_data, parse_task
+from unlearn_bench.scoring import finalize_results
+from unlearn_bench.tasks import TaskSpec, find_task, load_task_data
 from unlearn_bench.train.distributed import is_main_process, main_process_first
 
 Echo = Callable[[str], None]

@@ -7,45 +7,62 @@ its stored observations with no forward pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.metrics import DERIVED_METRICS
+from unlearn_bench.metrics.tofu import raw_truth_ratio
+from unlearn_bench.metrics.tofu_mia import ATTACK_METRICS, attack_auc
+from unlearn_bench.metrics.views import RECORD_SET, ReferenceValues, RunView
 from unlearn_bench.runs import RunRecord
 from unlearn_bench.tasks import TaskSpec
 
 
-@dataclass
-class RunView:
-    """What derived metrics read of a run: its samples by eval set and its aggregates."""
+def reference_values(view: RunView) -> ReferenceValues:
+    """Values of a run, or those a reference record carries (see ``references``)."""
+    if RECORD_SET in view.by_set:
+        return ReferenceValues.from_json(view.by_set[RECORD_SET][0]["reference_values"])
+    # Only the items whose truth-ratio observations were collected count.
+    forget = [
+        s
+        for s in view.by_set.get("forget", [])
+        if {"paraphrased_answer", "perturbed_answer"} <= s["obs"].keys()
+    ]
+    values = ReferenceValues(
+        label=view.label,
+        kind="run",
+        source=view.label,
+        truth_ratios={s["index"]: raw_truth_ratio(s) for s in forget},
+        questions={s["index"]: s["question"] for s in forget},
+    )
+    if "holdout" in view.by_set:
+        for attack in ATTACK_METRICS:
+            try:
+                values.mia_auc[attack] = attack_auc(view, attack)
+            except (KeyError, ValueError, UnlearnBenchError):  # observations not collected
+                continue
+        for name in ("forget", "holdout"):
+            values.answer_logprobs[name] = {
+                s["index"]: s["obs"]["answer"]["logprobs"]
+                for s in view.by_set.get(name, [])
+                if "answer" in s["obs"]
+            }
+    return values
 
-    label: str
-    by_set: dict[str, list[dict[str, Any]]]
-    set_results: dict[str, Any]
 
-    @classmethod
-    def load(cls, record: RunRecord, task: str) -> RunView:
-        samples = record.read_samples(task)
-        if not samples:
-            raise UnlearnBenchError(f"run {record.root} has no samples for task {task!r}")
-        by_set: dict[str, list[dict[str, Any]]] = {}
-        for sample in samples:
-            by_set.setdefault(sample["eval_set"], []).append(sample)
-        header = record.header
-        return cls(header.get("run_id", record.root.name), by_set, header.get("set_results", {}))
-
-    def samples(self, eval_set: str) -> list[dict[str, Any]]:
-        if eval_set not in self.by_set:
-            raise UnlearnBenchError(f"run {self.label} has no eval set {eval_set!r}")
-        return self.by_set[eval_set]
-
-    def value(self, eval_set: str, metric: str) -> float | None:
-        entry = self.set_results.get(f"{eval_set}/{metric}")
-        return None if entry is None else entry["value"]
+def as_reference(reference: RunView | ReferenceValues) -> RunView:
+    """A reference as derived metrics take it: a RunView whose values are computed (once)."""
+    if isinstance(reference, ReferenceValues):
+        return RunView(reference.label, {}, {}, values=reference)
+    if reference.values is None:  # several derived metrics and runs read one reference
+        reference.values = reference_values(reference)
+    return reference
 
 
 def derived_results(spec: TaskSpec, view: RunView, reference: RunView | None) -> dict[str, Any]:
+    """The task's derived metrics of one run, as result entries by name."""
+    if reference is not None and any(DERIVED_METRICS.get(n).needs_reference for n in spec.derived):
+        reference = as_reference(reference)
     out = {}
     for name in spec.derived:
         metric = DERIVED_METRICS.get(name)

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench.config import _build
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.registry import Registry
-from unlearn_bench.yaml_strict import load_yaml
+from unlearn_bench.yaml_strict import build_dataclass, load_yaml
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 CAPABILITIES = ("logprobs", "generate", "vocab_stats", "grad", "vision")
@@ -130,27 +129,28 @@ def _read_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, An
     return data
 
 
-def parse_task(path: str | Path) -> TaskSpec:
-    """Parse and validate one task file; every problem is a one-line error naming the file."""
+def read_task(path: str | Path) -> TaskSpec:
+    """Parse a task file against the schema; every problem is a one-line error naming the file.
+
+    Checks that need the metric and judge registries (metric names, capabilities, scorer slots)
+    are ``evaluate.parse_task``'s, so reading a task file imports no metrics or judges.
+    """
     path = Path(path).resolve()
     data = _read_with_includes(path)
     data["evaluation"] = {
-        name: _build(EvalSetSpec, spec, f"{path.name}: evaluation.{name}")
+        name: build_dataclass(EvalSetSpec, spec, f"{path.name}: evaluation.{name}")
         for name, spec in (data.get("evaluation") or {}).items()
     }
     data.setdefault("path", str(path))
     try:
-        spec: TaskSpec = _build(TaskSpec, data, path.name)
+        spec: TaskSpec = build_dataclass(TaskSpec, data, path.name)
     except UnlearnBenchError as exc:
         raise UnlearnBenchError(str(exc)) from None
-    _validate(spec, path)
+    _validate(spec, path.name)
     return spec
 
 
-def _validate(spec: TaskSpec, path: Path) -> None:
-    from unlearn_bench.metrics import DERIVED_METRICS, METRICS
-
-    where = path.name
+def _validate(spec: TaskSpec, where: str) -> None:
     if spec.data.source not in DATA_SOURCES:
         raise UnlearnBenchError(f"{where}: unknown data source {spec.data.source!r}")
     for label, prompt in [("prompt", spec.prompt)] + [
@@ -167,20 +167,6 @@ def _validate(spec: TaskSpec, path: Path) -> None:
             raise UnlearnBenchError(f"{where}: unknown capability {cap!r} in requires")
     if not spec.evaluation:
         raise UnlearnBenchError(f"{where}: evaluation must name at least one eval set")
-    for set_name, eval_set in spec.evaluation.items():
-        for metric_name in eval_set.metrics:
-            metric = METRICS.get(metric_name)
-            missing = metric.capabilities - set(spec.requires)
-            if missing:
-                raise UnlearnBenchError(
-                    f"{where}: metric {metric_name!r} in {set_name} needs "
-                    f"{sorted(missing)} but the task requires only {spec.requires}"
-                )
-    for name in spec.derived:
-        DERIVED_METRICS.get(name)
-    from unlearn_bench.judges import check_scorers
-
-    check_scorers(spec, where)  # also: a metric needing a scorer slot the task leaves empty
 
 
 def find_task(name_or_path: str) -> Path:

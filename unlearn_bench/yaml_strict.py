@@ -1,7 +1,14 @@
-"""YAML loading that rejects duplicate keys (PyYAML silently keeps the last one)."""
+"""Strict reading: YAML that rejects duplicate keys, dataclasses that reject unknown keys.
+
+PyYAML silently keeps the last of two equal keys; ``build_dataclass`` builds a (nested)
+dataclass from a mapping and names the first unknown key or wrongly typed value.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +54,53 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UnlearnBenchError(f"{path}: must hold a mapping at top level")
     return data
+
+
+def build_dataclass(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise UnlearnBenchError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise UnlearnBenchError(
+            f"unknown key {unknown[0]!r} in {where}; allowed: {', '.join(sorted(fields))}"
+        )
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise UnlearnBenchError(f"{where}: {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        non_none = [o for o in options if o is not type(None)]
+        return _coerce(non_none[0], value, where)
+    if dataclasses.is_dataclass(hint):
+        return build_dataclass(hint, value or {}, where)  # type: ignore[arg-type]
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            value = [value]
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UnlearnBenchError(f"{where} must be a mapping")
+        return dict(value)
+    if hint is float and isinstance(value, int | float | str) and not isinstance(value, bool):
+        # PyYAML reads "1e-5" (no dot) as a string; accept any numeric spelling.
+        try:
+            return float(value)
+        except ValueError:
+            raise UnlearnBenchError(f"{where} must be a number, got {value!r}") from None
+    if hint in (int, str, bool) and type(value) is not hint:
+        raise UnlearnBenchError(f"{where} must be {hint.__name__}, got {value!r}")
+    if hint is float and not isinstance(value, float):
+        raise UnlearnBenchError(f"{where} must be a number, got {value!r}")
+    return value

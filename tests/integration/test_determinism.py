@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from unlearn_bench.config import UnlearnConfig
+from unlearn_bench.config import LoraSettings, UnlearnConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
-from unlearn_bench.train.lora import LoraSettings
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.tasks import find_task, load_task_data
 from unlearn_bench.train.stages import unlearn
 
 

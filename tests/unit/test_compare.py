@@ -227,7 +227,8 @@ def test_cli_lists_compares_and_refuses_untranscribed_tables(tmp_path, capsys):
 
 @pytest.mark.parametrize("path", sorted(PUBLISHED.glob("*.yaml")), ids=lambda p: p.stem)
 def test_our_keys_name_metrics_the_task_produces(path):
-    from unlearn_bench.tasks import find_task, parse_task
+    from unlearn_bench.evaluate import parse_task
+    from unlearn_bench.tasks import find_task
 
     table = load_published(path)
     try:

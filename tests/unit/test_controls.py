@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from unlearn_bench.config import RunConfig
+from unlearn_bench.config import ControlConfig, RunConfig
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods.base import TokenBatch
-from unlearn_bench.train.controls import ControlConfig, Controller, mix_state, probe, search_mix
+from unlearn_bench.train.controls import Controller, mix_state, probe, search_mix
 
 # Three evaluations: the start, a moderate and an over-unlearned model.
 STEP0 = {"forget_nll": 0.2, "forget_prob": 0.8, "retain_nll": 0.3, "retain_prob": 0.7}

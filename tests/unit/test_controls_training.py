@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearn_bench.config import FinetuneConfig, RunConfig, UnlearnConfig
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
-from unlearn_bench.train.controls import ControlConfig, probe
+from unlearn_bench.config import ControlConfig, FinetuneConfig, RunConfig, UnlearnConfig
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.tasks import find_task, load_task_data
+from unlearn_bench.train.controls import probe
 from unlearn_bench.train.stages import _probe_parts, finetune, unlearn
 
 

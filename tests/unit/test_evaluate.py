@@ -5,8 +5,8 @@ import math
 import pytest
 
 from unlearn_bench.backends.fake import FakeBackend
-from unlearn_bench.evaluate import collect_observations, score_samples
-from unlearn_bench.tasks import find_task, parse_task
+from unlearn_bench.evaluate import collect_observations, parse_task, score_samples
+from unlearn_bench.tasks import find_task
 
 RECORD = {
     "question": "Where was Ada born?",

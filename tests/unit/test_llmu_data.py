@@ -8,7 +8,8 @@ import pytest
 from unlearn_bench.data import llmu
 from unlearn_bench.data import llmu_files as files
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.tasks import find_task, load_task_data
 
 
 def test_bucket_is_stable_and_ranges_are_disjoint():

@@ -11,9 +11,10 @@ from llmu_tiny import build_bert_classifier, build_bert_encoder
 from unlearn_bench.backends.base import GenerateRequest
 from unlearn_bench.backends.fake import FakeBackend
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.evaluate import parse_task
 from unlearn_bench.judges import ScoreItem, ScorerContext, run_scorers
 from unlearn_bench.judges.llm_judge import parse_hallucination, parse_harm
-from unlearn_bench.tasks import DataSpec, EvalSetSpec, TaskSpec, parse_task
+from unlearn_bench.tasks import DataSpec, EvalSetSpec, TaskSpec
 
 torch.set_num_threads(1)
 

@@ -12,10 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from unlearn_bench.config import RunConfig, UnlearnConfig
+from unlearn_bench.config import LoraSettings, RunConfig, UnlearnConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
-from unlearn_bench.train.lora import ADAPTER_DIR, LoraSettings, load_merged
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.tasks import find_task, load_task_data
+from unlearn_bench.train.lora import ADAPTER_DIR, load_merged
 from unlearn_bench.train.stages import unlearn
 
 pytest.importorskip("peft")

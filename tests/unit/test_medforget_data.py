@@ -12,7 +12,8 @@ from muse_fixtures import MEDFORGET_QA, png_bytes, write_medforget_dir
 from unlearn_bench.data.medforget import LEVELS, medforget, task_type
 from unlearn_bench.data.unavailable import is_unavailable
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.tasks import find_task, load_task_data
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,11 @@ import math
 
 import pytest
 
-from unlearn_bench.evaluate import score_samples
-from unlearn_bench.judges.factuality import parse_factuality
+from unlearn_bench.evaluate import parse_task, score_samples
 from unlearn_bench.metrics import DERIVED_METRICS, METRICS
-from unlearn_bench.metrics.medforget import gen_score_value
-from unlearn_bench.scoring import RunView
-from unlearn_bench.tasks import find_task, parse_task
+from unlearn_bench.metrics.medforget import gen_score_value, parse_factuality
+from unlearn_bench.metrics.views import RunView
+from unlearn_bench.tasks import find_task
 
 GOOD = '{"score": 8, "reasoning": "same finding"}'
 

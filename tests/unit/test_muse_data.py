@@ -11,7 +11,8 @@ from muse_fixtures import article, write_muse_dir
 from unlearn_bench.data.muse import PARTS, chunk_text, muse_news
 from unlearn_bench.data.unavailable import UnavailableSplit, is_unavailable
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.tasks import find_task, load_task_data
 
 
 def test_chunk_text_by_hand():

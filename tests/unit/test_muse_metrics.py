@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from unlearn_bench.evaluate import score_samples
+from unlearn_bench.evaluate import parse_task, score_samples
 from unlearn_bench.metrics import DERIVED_METRICS, METRICS
 from unlearn_bench.metrics.bootstrap import bootstrap_ci, bootstrap_mean_ci
 from unlearn_bench.metrics.mia import mia_auc
 from unlearn_bench.metrics.muse import MUSE_NEWS_RETRAIN_AUC, muse_auc_rows, muse_rouge_l_f1
-from unlearn_bench.scoring import RunView
-from unlearn_bench.tasks import find_task, parse_task
+from unlearn_bench.metrics.views import RunView
+from unlearn_bench.tasks import find_task
 
 
 def _gen(generation: str, answer: str = "", prefix: str | None = None) -> dict:

@@ -8,9 +8,9 @@ from unlearn_bench.backends.base import GenerateRequest, truncate_to_tokens
 from unlearn_bench.backends.cache import CachedBackend
 from unlearn_bench.backends.fake import FakeBackend
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.evaluate import collect_observations, score_samples
+from unlearn_bench.evaluate import collect_observations, parse_task, score_samples
 from unlearn_bench.prompts import format_prompt
-from unlearn_bench.tasks import PromptSpec, find_task, parse_task
+from unlearn_bench.tasks import PromptSpec, find_task
 
 SHOTS = [{"question": "Q1?", "answer": "A1"}, {"question": "Q2?", "answer": "A2"}]
 

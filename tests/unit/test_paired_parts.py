@@ -14,8 +14,9 @@ import torch
 
 from unlearn_bench.config import UnlearnConfig
 from unlearn_bench.data.refusals import load_refusals
+from unlearn_bench.evaluate import parse_task
 from unlearn_bench.methods import METHODS, TokenBatch, UnlearnBatch
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.tasks import find_task, load_task_data
 from unlearn_bench.train.parts import batch_source
 from unlearn_bench.train.stages import unlearn
 

@@ -3,7 +3,8 @@
 import pytest
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.references import reference_values, reference_view
+from unlearn_bench.references import reference_view
+from unlearn_bench.scoring import reference_values
 
 LOG = "tofu/reference_eval_logs/ft_epoch5_lr1e-05_llama2-7b_retain90_wd0.01.eval_log_aggregated.json.gz"
 

@@ -1,7 +1,8 @@
 import pytest
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.tasks import find_task, load_task_data
 
 BASE = """\
 name: base_task

@@ -10,7 +10,8 @@ from tofu_fixtures import write_tofu_fixture
 
 from unlearn_bench.data.tofu import CONFIGS, load_tofu, normalise_record, read_json_values
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.evaluate import parse_task
+from unlearn_bench.tasks import find_task, load_task_data
 
 # Published record counts (Maini et al. 2024; locuslab/TOFU card; open-unlearning holdouts).
 PUBLISHED_COUNTS = {

@@ -10,8 +10,8 @@ from tofu_fixtures import write_tofu_fixture
 from unlearn_bench.backends.base import ScoreRequest, TokenScores
 from unlearn_bench.backends.fake import FakeBackend
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.evaluate import collect_observations, score_samples
-from unlearn_bench.tasks import find_task, load_task_data, parse_task
+from unlearn_bench.evaluate import collect_observations, parse_task, score_samples
+from unlearn_bench.tasks import find_task, load_task_data
 
 
 class RecordingBackend(FakeBackend):

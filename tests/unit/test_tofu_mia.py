@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from unlearn_bench.metrics import DERIVED_METRICS, METRICS
-from unlearn_bench.scoring import RunView
+from unlearn_bench.metrics.views import RunView
+from unlearn_bench.scoring import as_reference
 
 TOL = 1e-12
 
@@ -84,11 +85,13 @@ def test_privleak_against_a_retain_run() -> None:
     # Standard AUCs: run 5/6 (above); retain: -1 beats both -2s, -3 beats neither -> 2/4.
     # MUSE orientation = 1 - standard: run 1/6, retain 1/2.
     # PrivLeak = (1/6 - 1/2) / (1/2) x 100 = (-1/3) x 2 x 100 = -66.666...
-    result = DERIVED_METRICS.get("tofu_privleak").fn(run, retain)
+    result = DERIVED_METRICS.get("tofu_privleak").fn(run, as_reference(retain))
     assert result.value == pytest.approx(-200 / 3, rel=1e-12)
     assert result.extra["reference_auc"] == pytest.approx(0.5)
     # The retain model against itself: 0.
-    assert DERIVED_METRICS.get("tofu_privleak").fn(retain, retain).value == pytest.approx(0.0)
+    assert DERIVED_METRICS.get("tofu_privleak").fn(
+        retain, as_reference(retain)
+    ).value == pytest.approx(0.0)
     missing = DERIVED_METRICS.get("tofu_privleak").fn(run, None)
     assert missing.value is None and "left empty" in missing.note
 
@@ -99,12 +102,12 @@ def test_reference_attack_pairs_items_by_index() -> None:
     # Member-ness = log p(target) - log p(reference): forget (1, 0, -1), holdout (-0.5, -2).
     # 1 and 0 beat both holdout scores, -1 beats only -2 -> 5/6.
     fn = DERIVED_METRICS.get("mia_reference_auc").fn
-    assert fn(run, reference).value == pytest.approx(5 / 6, rel=TOL)
+    assert fn(run, as_reference(reference)).value == pytest.approx(5 / 6, rel=TOL)
     # A reference covering forget items 0 and 1 only: (1, 0) vs (-0.5, -2) -> 4/4.
     partial = _view([[-2.0], [-2.0]], [[-2.0], [-2.0]], label="partial")
-    assert fn(run, partial).value == pytest.approx(1.0)
+    assert fn(run, as_reference(partial)).value == pytest.approx(1.0)
     # Against itself every score is 0: all ties -> 0.5.
-    assert fn(reference, reference).value == pytest.approx(0.5)
+    assert fn(reference, as_reference(reference)).value == pytest.approx(0.5)
     assert fn(run, None).value is None
 
 

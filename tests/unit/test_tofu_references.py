@@ -16,15 +16,10 @@ import pytest
 
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.metrics import DERIVED_METRICS
-from unlearn_bench.references import (
-    ReferenceValues,
-    from_run,
-    load_reference,
-    main,
-    reference_values,
-)
+from unlearn_bench.metrics.views import ReferenceValues, RunView
+from unlearn_bench.references import from_run, load_reference, main
 from unlearn_bench.runs import RunRecord
-from unlearn_bench.scoring import RunView
+from unlearn_bench.scoring import as_reference, reference_values
 
 TASK = "tofu_forget10"
 
@@ -49,8 +44,9 @@ def _view(means: list[float], label: str = "run", **questions: str) -> RunView:
     return RunView(label, {"forget": samples}, {})
 
 
-def _fq(run: object, reference: object):
-    return DERIVED_METRICS.get("forget_quality").fn(run, reference)
+def _fq(run: RunView, reference: RunView | ReferenceValues | None):
+    ref = None if reference is None else as_reference(reference)
+    return DERIVED_METRICS.get("forget_quality").fn(run, ref)
 
 
 def test_retain_model_against_itself_gives_forget_quality_one() -> None:
@@ -140,7 +136,7 @@ def test_open_unlearning_import_and_privleak(tmp_path: Path) -> None:
     holdout = [dict(_forget_sample(0, -1.0), eval_set="holdout")]
     holdout[0]["obs"]["answer"]["logprobs"] = [-3.0]
     run = RunView("run", {"forget": forget, "holdout": holdout}, {})
-    result = DERIVED_METRICS.get("tofu_privleak").fn(run, values)
+    result = DERIVED_METRICS.get("tofu_privleak").fn(run, as_reference(values))
     assert result.value == pytest.approx(-100.0)
 
 
@@ -168,12 +164,12 @@ def test_retain_run_values_are_cached(tmp_path: Path, monkeypatch, isolated_cach
     first = from_run(tmp_path / "retain", TASK)
     assert first.truth_ratios == pytest.approx({0: math.exp(0.5), 1: math.exp(-0.5)})
     assert len(list((isolated_cache / "references").glob("*.json"))) == 1
-    import unlearn_bench.references as references
+    import unlearn_bench.scoring as scoring
 
     def fail(view: object) -> None:
         raise AssertionError("recomputed instead of read from the cache")
 
-    monkeypatch.setattr(references, "from_view", fail)
+    monkeypatch.setattr(scoring, "reference_values", fail)
     assert from_run(tmp_path / "retain", TASK) == first
 
 

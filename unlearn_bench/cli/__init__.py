@@ -90,11 +90,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Re-score a finished run from its stored observations: no model is loaded."""
-    from unlearn_bench.evaluate import score_samples
+    from unlearn_bench.evaluate import parse_task, score_samples
     from unlearn_bench.leaderboard.tables import dump
+    from unlearn_bench.metrics.views import RunView
     from unlearn_bench.runs import RunRecord
-    from unlearn_bench.scoring import RunView, derived_results
-    from unlearn_bench.tasks import parse_task
+    from unlearn_bench.scoring import derived_results
 
     record = RunRecord(Path(args.run))
     header = record.header
@@ -145,7 +145,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from unlearn_bench.tasks import all_task_files, parse_task
+    from unlearn_bench.evaluate import parse_task
+    from unlearn_bench.tasks import all_task_files
 
     files = [Path(f) for f in args.files] or all_task_files()
     failures = 0

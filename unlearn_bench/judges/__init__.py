@@ -32,6 +32,7 @@ SLOTS: dict[str, tuple[str, ...]] = {
     "fluency": ("reference_ppl",),
     "reward": ("reward_model",),
     "similarity": ("bleurt", "minilm"),
+    "factuality": ("llm_factuality",),  # MedForget's Gen Score
 }
 
 SCORERS: Registry[Any] = Registry("scorer")
@@ -42,6 +43,7 @@ SCORERS.register_lazy("llm", "unlearn_bench.judges.llm_judge:LLMJudge")
 SCORERS.register_lazy("reference_ppl", "unlearn_bench.judges.fluency:ReferencePerplexity")
 SCORERS.register_lazy("bleurt", "unlearn_bench.judges.similarity:BleurtSimilarity")
 SCORERS.register_lazy("minilm", "unlearn_bench.judges.similarity:MiniLMSimilarity")
+SCORERS.register_lazy("llm_factuality", "unlearn_bench.judges.factuality:FactualityJudge")
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def run_scorers(
     data_dir: str | None = None,
 ) -> None:
     """Fill ``obs["scorer:<slot>"]`` of every generated sample whose metrics need that slot."""
-    from unlearn_bench.evaluate import needed_observations
+    from unlearn_bench.metrics import needed_observations
 
     by_slot: dict[str, list[ScoreItem]] = {}
     for sample, request in generated:

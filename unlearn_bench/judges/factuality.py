@@ -7,20 +7,19 @@ model a backend can load may judge here (slot ``factuality``, kind ``llm_factual
     scorers:
       factuality: {kind: llm_factuality, model: Qwen/Qwen2.5-7B-Instruct, backend: vllm}
 
-The reply is stored verbatim; ``parse_factuality`` reads it strictly (the metric re-parses the
-stored reply, so a re-score needs no judge). The prompt below is this project's own wording of
-the published rubric (score medical facts of the answer against the reference; 10 = fully
-correct, 1 = wrong or irrelevant).
+The reply is stored verbatim; ``metrics.medforget.parse_factuality`` reads it strictly (the
+metric re-parses the stored reply, so a re-score needs no judge). The prompt below is this
+project's own wording of the published rubric (score medical facts of the answer against the
+reference; 10 = fully correct, 1 = wrong or irrelevant).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 from typing import Any
 
-from unlearn_bench.judges import SCORERS, SLOTS, ScoreItem, Scorer, ScorerContext
+from unlearn_bench.judges import ScoreItem, Scorer, ScorerContext
+from unlearn_bench.metrics.medforget import parse_factuality
 
 FACTUALITY_PROMPT = """\
 You are grading a medical image question-answering system. Compare the system's answer with the
@@ -36,40 +35,6 @@ terms right but important parts missing or partly wrong; 3-4 = little relevant c
 1-2 = wrong, irrelevant or empty.
 
 Reply with only a JSON object: {"score": <integer from 1 to 10>, "reasoning": "<one sentence>"}"""
-
-
-def _unfence(text: str) -> str:
-    """The body of one enclosing Markdown code fence (```json ... ```), else the text itself."""
-    if text.startswith("```") and text.endswith("```") and text.count("```") == 2:
-        body = text[3:-3]
-        return body[4:] if body.startswith("json") else body
-    return text
-
-
-def parse_factuality(reply: str) -> float | None:
-    """The judge's 1-10 score, or None when the reply breaks the format.
-
-    Strict: after stripping whitespace (and one enclosing code fence, which instruction models
-    add habitually), the reply must be exactly one JSON object with the two keys ``score`` (a
-    number from 1 to 10, not a boolean) and ``reasoning`` (a string). MedForget's own code falls
-    back to a regular expression on malformed replies; we count them as failures instead.
-    """
-    try:
-        data = json.loads(_unfence(reply.strip()).strip())
-    except (json.JSONDecodeError, TypeError):
-        return None
-    if not isinstance(data, dict) or set(data) != {"score", "reasoning"}:
-        return None
-    score, reasoning = data["score"], data["reasoning"]
-    if (
-        isinstance(score, bool)
-        or not isinstance(score, int | float)
-        or not isinstance(reasoning, str)
-    ):
-        return None
-    if math.isnan(score) or not 1 <= score <= 10:
-        return None
-    return float(score)
 
 
 class FactualityJudge(Scorer):
@@ -122,10 +87,3 @@ class FactualityJudge(Scorer):
 
     def close(self) -> None:
         self.backend.close()
-
-
-# The judges package lists slots and kinds centrally; this module adds MedForget's slot and
-# kind when it is imported (metrics.medforget imports it, so task validation sees them).
-SLOTS.setdefault("factuality", ("llm_factuality",))
-if "llm_factuality" not in SCORERS:
-    SCORERS.register("llm_factuality")(FactualityJudge)

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench.config import _build
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.leaderboard.formats import arrow, fmt
 from unlearn_bench.leaderboard.rows import Row
-from unlearn_bench.yaml_strict import load_yaml
+from unlearn_bench.yaml_strict import build_dataclass, load_yaml
 
 TRANSCRIBED = "transcribed"
 SECONDARY = "transcribed from secondary sources"
@@ -87,7 +86,7 @@ class PublishedTable:
 def load_published(path: Path) -> PublishedTable:
     """Parse and validate one published table; any problem is a one-line error naming it."""
     data = load_yaml(path)
-    table: PublishedTable = _build(PublishedTable, {**data, "path": str(path)}, str(path))
+    table: PublishedTable = build_dataclass(PublishedTable, {**data, "path": str(path)}, str(path))
     if table.status not in STATUSES:
         raise UnlearnBenchError(f"{path}: status must be one of {STATUSES}, got {table.status!r}")
     if table.status == SECONDARY and not table.source.via:

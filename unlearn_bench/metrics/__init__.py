@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from unlearn_bench.metrics.views import RunView
 from unlearn_bench.registry import Registry
 
 # Observations an evaluation can ask the backend for, per sample:
@@ -50,13 +51,16 @@ class DerivedResult:
     extra: dict[str, Any] = field(default_factory=dict)  # more result fields, e.g. "ci"
 
 
+DerivedFn = Callable[[RunView, RunView | None], DerivedResult]
+
+
 @dataclass(frozen=True)
 class DerivedMetric:
     """A run-level metric over aggregated results (and samples) of this and a reference run."""
 
     name: str
     version: int
-    fn: Callable[[Any, Any], DerivedResult]  # (this RunView, reference RunView | None)
+    fn: DerivedFn  # (this run, the reference run or None)
     higher_is_better: bool | None
     description: str
     needs_reference: bool = False
@@ -64,6 +68,14 @@ class DerivedMetric:
 
 METRICS: Registry[SampleMetric] = Registry("metric")
 DERIVED_METRICS: Registry[DerivedMetric] = Registry("derived metric")
+
+
+def needed_observations(metric_names: list[str]) -> set[str]:
+    """The observations (and scorer slots) that the named sample metrics read."""
+    needs: set[str] = set()
+    for name in metric_names:
+        needs |= METRICS.get(name).needs
+    return needs
 
 
 def sample_metric(
@@ -99,8 +111,10 @@ def sample_metric(
 
 def derived_metric(
     name: str, *, version: int, higher_is_better: bool | None, needs_reference: bool = False
-) -> Callable[[Callable[[Any, Any], DerivedResult]], Callable[[Any, Any], DerivedResult]]:
-    def decorator(fn: Callable[[Any, Any], DerivedResult]) -> Callable[[Any, Any], DerivedResult]:
+) -> Callable[[DerivedFn], DerivedFn]:
+    """Register the decorated run-level function; its docstring is the metric's description."""
+
+    def decorator(fn: DerivedFn) -> DerivedFn:
         DERIVED_METRICS.register(name)(
             DerivedMetric(
                 name=name,

@@ -2,7 +2,7 @@
 
 - **Gen Score** (``gen_score``, generation questions) = 0.25 x ROUGE-L F1 + 0.75 x (judge
   factuality 1-10) / 10 per sample, mean over samples. A judge reply that fails the strict
-  parser (``judges.factuality.parse_factuality``) contributes factuality 0, as in the authors'
+  parser (``parse_factuality``) contributes factuality 0, as in the authors'
   ``eval.py``, and is counted by ``judge_failed`` / ``judge_failures``. (The authors' analysis
   script instead averages Gen Score over judged samples only; with no failures the two agree.)
 - **Accuracy** (``exact_match_accuracy``, classification and cloze questions) = share of answers
@@ -17,11 +17,10 @@ no fixed direction.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-import unlearn_bench.judges.factuality  # noqa: F401  (registers the "factuality" scorer slot)
-from unlearn_bench.judges.factuality import parse_factuality
 from unlearn_bench.metrics import DerivedResult, Sample, derived_metric, sample_metric
 from unlearn_bench.metrics.text import rouge_l_f1 as _rouge_l_f1
 
@@ -29,6 +28,40 @@ _GEN = ("generate",)
 _JUDGE = "scorer:factuality"
 ROUGE_WEIGHT = 0.25
 FACTUALITY_WEIGHT = 0.75
+
+
+def _unfence(text: str) -> str:
+    """The body of one enclosing Markdown code fence (```json ... ```), else the text itself."""
+    if text.startswith("```") and text.endswith("```") and text.count("```") == 2:
+        body = text[3:-3]
+        return body[4:] if body.startswith("json") else body
+    return text
+
+
+def parse_factuality(reply: str) -> float | None:
+    """The judge's 1-10 score, or None when the reply breaks the format.
+
+    Strict: after stripping whitespace (and one enclosing code fence, which instruction models
+    add habitually), the reply must be exactly one JSON object with the two keys ``score`` (a
+    number from 1 to 10, not a boolean) and ``reasoning`` (a string). MedForget's own code falls
+    back to a regular expression on malformed replies; we count them as failures instead.
+    """
+    try:
+        data = json.loads(_unfence(reply.strip()).strip())
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(data, dict) or set(data) != {"score", "reasoning"}:
+        return None
+    score, reasoning = data["score"], data["reasoning"]
+    if (
+        isinstance(score, bool)
+        or not isinstance(score, int | float)
+        or not isinstance(reasoning, str)
+    ):
+        return None
+    if math.isnan(score) or not 1 <= score <= 10:
+        return None
+    return float(score)
 
 
 def gen_score_value(rouge_l_f1: float, factuality: float | None) -> float:

@@ -6,11 +6,10 @@ says which stored observation each metric reads. Scored tokens are the answer to
 
 from __future__ import annotations
 
-from typing import Any
-
 from unlearn_bench.metrics import DerivedResult, Sample, derived_metric, sample_metric, stats
 from unlearn_bench.metrics import likelihood as lk
 from unlearn_bench.metrics.text import rouge_l_recall as _rouge_l_recall
+from unlearn_bench.metrics.views import RunView
 
 
 def _lp(sample: Sample, key: str) -> list[float]:
@@ -103,7 +102,7 @@ def _same_question(mine: str, theirs: str) -> bool:
 
 
 @derived_metric("forget_quality", version=2, higher_is_better=True, needs_reference=True)
-def forget_quality(run: Any, reference: Any) -> DerivedResult:
+def forget_quality(run: RunView, reference: RunView | None) -> DerivedResult:
     """KS-test p-value of per-item forget truth ratios, this run vs the retain reference.
 
     Version 2: items are paired with the reference's by forget eval-set index and the test
@@ -112,9 +111,7 @@ def forget_quality(run: Any, reference: Any) -> DerivedResult:
     """
     if reference is None:
         return DerivedResult(None, "no retain reference run: forget quality left empty")
-    from unlearn_bench.references import reference_values
-
-    ref = reference_values(reference)
+    ref = reference.reference_values()
     samples = run.samples("forget")
     common = [s for s in samples if s["index"] in ref.truth_ratios]
     if not common:
@@ -134,21 +131,21 @@ def forget_quality(run: Any, reference: Any) -> DerivedResult:
 
 
 @derived_metric("retain_utility", version=1, higher_is_better=True)
-def retain_utility(run: Any, reference: Any) -> DerivedResult:
+def retain_utility(run: RunView, reference: RunView | None) -> DerivedResult:
     """Harmonic mean of retain {probability, ROUGE-L recall, truth ratio}: 3 of TOFU's 9.
 
     Not TOFU's model utility, which also needs real-authors and world-facts sets; tasks without
     those sets report this clearly named partial form instead.
     """
     keys = ("probability", "rouge_l_recall", "truth_ratio")
-    values = [run.value("retain", k) for k in keys]
-    if any(v is None for v in values):
+    values = [v for v in (run.value("retain", k) for k in keys) if v is not None]
+    if len(values) < len(keys):
         return DerivedResult(None, "retain set lacks probability, rouge_l_recall or truth_ratio")
     return DerivedResult(stats.harmonic_mean(values))
 
 
 @derived_metric("model_utility", version=1, higher_is_better=True)
-def model_utility(run: Any, reference: Any) -> DerivedResult:
+def model_utility(run: RunView, reference: RunView | None) -> DerivedResult:
     """TOFU model utility: harmonic mean of the nine retain / real-author / world-fact numbers."""
     nine: dict[str, float] = {}
     for eval_set in ("retain", "real_authors", "world_facts"):

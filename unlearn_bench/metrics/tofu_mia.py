@@ -24,6 +24,7 @@ from typing import Any
 from unlearn_bench.metrics import DerivedResult, Sample, derived_metric, sample_metric
 from unlearn_bench.metrics import mia as attacks
 from unlearn_bench.metrics.stats import privleak
+from unlearn_bench.metrics.views import RunView
 
 MIN_K = 0.4  # SPEC / MUSE: Min-40%
 FORGET, HOLDOUT = "forget", "holdout"
@@ -113,7 +114,7 @@ def attack_auc(view: Any, attack: str) -> float:
 
 
 def _register_auc(attack: str, title: str) -> None:
-    def auc(run: Any, reference: Any) -> DerivedResult:
+    def auc(run: RunView, reference: RunView | None) -> DerivedResult:
         forget, holdout = attack_scores(run, attack)
         value = attacks.mia_auc(forget, holdout, convention="standard")
         note = f"{CONVENTION_NOTE}; n_forget={len(forget)}, n_holdout={len(holdout)}"
@@ -145,7 +146,7 @@ def _paired_reference_scores(
 
 
 @derived_metric("mia_reference_auc", version=1, higher_is_better=None, needs_reference=True)
-def mia_reference_auc(run: Any, reference: Any) -> DerivedResult:
+def mia_reference_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     """ROC AUC of the Reference attack, NLL(this model) - NLL(reference model), forget vs holdout.
 
     The reference model is the reference run's (TOFU: the retain model, as open-unlearning
@@ -153,9 +154,7 @@ def mia_reference_auc(run: Any, reference: Any) -> DerivedResult:
     """
     if reference is None:
         return DerivedResult(None, "no reference run: the Reference attack left empty")
-    from unlearn_bench.references import reference_values
-
-    ref = reference_values(reference)
+    ref = reference.reference_values()
     per_set = {name: ref.answer_logprobs.get(name) or {} for name in (FORGET, HOLDOUT)}
     if not per_set[FORGET] or not per_set[HOLDOUT]:
         return DerivedResult(
@@ -174,13 +173,11 @@ def mia_reference_auc(run: Any, reference: Any) -> DerivedResult:
 
 
 @derived_metric("tofu_privleak", version=1, higher_is_better=None, needs_reference=True)
-def tofu_privleak(run: Any, reference: Any) -> DerivedResult:
+def tofu_privleak(run: RunView, reference: RunView | None) -> DerivedResult:
     """PrivLeak = (AUC - AUC_retain) / AUC_retain x 100, Min-40% AUC in MUSE's orientation."""
     if reference is None:
         return DerivedResult(None, "no retain reference: PrivLeak left empty")
-    from unlearn_bench.references import reference_values
-
-    ref = reference_values(reference)
+    ref = reference.reference_values()
     ref_standard = ref.mia_auc.get("min_k")
     if ref_standard is None:
         return DerivedResult(None, f"reference {ref.label} ({ref.kind}) has no Min-K% AUC")

@@ -6,9 +6,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from unlearn_bench.config import ControlConfig
 from unlearn_bench.methods.base import TokenBatch
 from unlearn_bench.paths import atomic_write_json
-from unlearn_bench.train.controls import ControlConfig, mix_state, probe, search_mix
+from unlearn_bench.train.controls import mix_state, probe, search_mix
 from unlearn_bench.train.lora import is_lora_model, save_adapter_and_merge
 
 

@@ -30,68 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from unlearn_bench.config import SELECT_RULES, ControlConfig
 from unlearn_bench.errors import UnlearnBenchError
 
 if TYPE_CHECKING:
     import torch
 
     from unlearn_bench.methods.base import TokenBatch
-
-SELECT_RULES = {
-    "last": "keep the final weights",
-    "forget_utility_mean": "maximise ((1 - forget_prob) + retain_prob) / 2 over evaluated steps",
-    "utility_floor": "maximise 1 - forget_prob over evaluated steps with "
-    "retain_prob >= utility_floor x retain_prob(step 0)",
-}
-
-
-@dataclass(frozen=True)
-class ControlConfig:
-    """Config key ``control:`` of an unlearning entry; everything is off by default."""
-
-    eval_every: int | None = None
-    """Evaluate the probe metrics every N optimiser steps (needed by select and stop rules)."""
-    eval_size: int = 16
-    """Probe items taken from the start of the forget split and of the retain split."""
-    select: str = "last"
-    """Checkpoint selection rule, one of SELECT_RULES."""
-    utility_floor: float | None = None
-    """Fraction in (0, 1] of the starting model's retain_prob that utility must keep."""
-    stop_forget_nll: float | None = None
-    """Stop once the probe forget NLL reaches this bound (nats per token)."""
-    stop_below_floor: bool = False
-    """Stop once utility falls under the floor."""
-    mix: bool = False
-    """Search the mixing weight r after training to meet the utility floor."""
-    mix_grid: int = 11
-    """Number of evenly spaced r values in [0, 1] to try."""
-
-    def __post_init__(self) -> None:
-        if self.select not in SELECT_RULES:
-            raise UnlearnBenchError(
-                f"control select must be one of {sorted(SELECT_RULES)}, got {self.select!r}"
-            )
-        if self.eval_every is not None and self.eval_every < 1:
-            raise UnlearnBenchError(f"control eval_every must be >= 1, got {self.eval_every}")
-        if self.eval_size < 1:
-            raise UnlearnBenchError(f"control eval_size must be >= 1, got {self.eval_size}")
-        if self.utility_floor is not None and not 0.0 < self.utility_floor <= 1.0:
-            raise UnlearnBenchError(
-                f"control utility_floor must be in (0, 1], got {self.utility_floor}"
-            )
-        if self.mix_grid < 2:
-            raise UnlearnBenchError(f"control mix_grid must be >= 2, got {self.mix_grid}")
-        needs_floor = self.select == "utility_floor" or self.stop_below_floor or self.mix
-        if needs_floor and self.utility_floor is None:
-            raise UnlearnBenchError("control: this select/stop/mix setting needs utility_floor")
-        needs_eval = self.select != "last" or self.stop_forget_nll is not None
-        if (needs_eval or self.stop_below_floor) and self.eval_every is None:
-            raise UnlearnBenchError("control: selection and early stopping need eval_every")
-
-    @property
-    def evaluates(self) -> bool:
-        """Whether the probe runs during training or mixing (so probe data is needed)."""
-        return self.eval_every is not None or self.mix
 
 
 @dataclass(frozen=True)

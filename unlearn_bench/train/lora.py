@@ -9,38 +9,13 @@ model at the checkpoint root, which is what evaluation loads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unlearn_bench.config import LoraSettings
 from unlearn_bench.errors import UnlearnBenchError
 
 ADAPTER_DIR = "adapter"
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """LoRA hyperparameters (config key ``lora: {r, alpha, dropout, target_modules}``)."""
-
-    r: int = 8
-    """Rank of the update B A [LoRA paper: 1-64; peft's default 8]."""
-    alpha: float = 16.0
-    """Scale numerator: the update is multiplied by alpha / r [peft default 8; 2r is common]."""
-    dropout: float = 0.0
-    """Dropout on the LoRA branch input [peft default 0]."""
-    target_modules: list[str] | None = None
-    """Module names to adapt (e.g. [q_proj, v_proj]); None = every linear layer except the
-    output head (peft's "all-linear")."""
-
-    def __post_init__(self) -> None:
-        if self.r < 1:
-            raise UnlearnBenchError(f"lora r must be >= 1, got {self.r}")
-        if self.alpha <= 0:
-            raise UnlearnBenchError(f"lora alpha must be > 0, got {self.alpha}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UnlearnBenchError(f"lora dropout must be in [0, 1), got {self.dropout}")
-        if self.target_modules is not None and not self.target_modules:
-            raise UnlearnBenchError("lora target_modules must be a non-empty list or null")
 
 
 def _require_peft() -> Any:
