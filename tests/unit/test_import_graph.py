@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("judges",),
     ("methods", "metrics", "backends", "data", "prompts"),
     ("tasks", "config", "runs", "models"),
-    ("registry", "paths", "yaml_strict", "errors", "__init__"),
+    ("registry", "paths", "yaml_strict", "errors", "numerics", "__init__"),
 ]
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 
