@@ -201,12 +201,16 @@ class HFBackend:
         in_shared = {i for members in shared for i in members}
         self._score_plain([i for i in rest if i not in in_shared], encoded, requests, results)
         self._score_shared(shared, encoded, requests, results)
-        for i, req in enumerate(requests):
-            if req.grad_norm:
-                results[i] = hf_scoring.score_with_grad(
-                    self.model, encoded[i], req.vocab_stats, self.device
-                )
-                self.stats.forward_batches += 1
+        with_grad = [i for i, req in enumerate(requests) if req.grad_norm]
+        # One forward and backward pass each (a per-example gradient norm): minutes on a full
+        # suite, so it gets its own progress bar.
+        for i in tqdm(
+            with_grad, desc="gradient norms", disable=not self.progress or len(with_grad) < 4
+        ):
+            results[i] = hf_scoring.score_with_grad(
+                self.model, encoded[i], requests[i].vocab_stats, self.device
+            )
+            self.stats.forward_batches += 1
         self.stats.scored_requests += len(requests)
         return [r for r in results if r is not None]
 
