@@ -240,3 +240,17 @@ def test_our_keys_name_metrics_the_task_produces(path):
     }
     for metric in table.metrics:
         assert metric.ours is None or metric.ours in produced, (metric.name, metric.ours)
+
+
+def test_muse_page_marks_the_rouge_columns_as_differently_tokenised():
+    # open-unlearning's MUSE ROUGE stems (Porter); MUSE's code and ours do not.
+    table = load_published(PUBLISHED / "open_unlearning_muse_news.yaml")
+    page = to_markdown(table, [], "muse_news")
+    header = next(line for line in page.splitlines() if line.startswith("| published method"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    marked = [i for i, c in enumerate(cells) if c == "Δ (different ROUGE tokenisation)"]
+    rouge = ["forget_knowmem_ROUGE", "forget_verbmem_ROUGE", "retain_knowmem_ROUGE"]
+    assert len(marked) == 3
+    assert all(cells[i - 2].startswith(name) for i, name in zip(marked, rouge, strict=True))
+    assert "Δ" in cells  # privleak's difference carries no mark
+    assert "Porter stemmer" in page

@@ -79,6 +79,18 @@ def parse_hallucination(reply: str) -> bool | None:
     return {"correct": False, "hallucinated": True}.get(lines[0].lower())
 
 
+_PLACEHOLDER = re.compile(r"\{(question|response|reference)\}")
+
+
+def fill_placeholders(template: str, values: dict[str, str]) -> str:
+    """Substitute ``{question}``, ``{response}``, ``{reference}`` in one pass over the template.
+
+    One pass, so a generation or question that itself contains ``{reference}`` stays verbatim
+    instead of receiving the gold answer (chained ``str.replace`` calls re-scan inserted text).
+    """
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
 class LLMJudge(Scorer):
     """Verdicts from a judge model's greedy reply to a Llama-Guard-style prompt."""
 
@@ -115,11 +127,8 @@ class LLMJudge(Scorer):
         from unlearn_bench.backends.base import Message
 
         reference = item.sample.get("right_answer") or item.sample.get("answer", "")
-        text = (
-            self.template.replace("{question}", item.question)
-            .replace("{response}", item.generation)
-            .replace("{reference}", str(reference))
-        )
+        values = {"question": item.question, "response": item.generation}
+        text = fill_placeholders(self.template, values | {"reference": str(reference)})
         return self.backend.chat_prompt([Message("user", text)]) if self.chat else text
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:

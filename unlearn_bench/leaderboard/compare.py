@@ -59,6 +59,9 @@ class PublishedMetric:
     scale: float = 1.0
     diff: str = "absolute"  # or "log10"
     note: str = ""
+    # A short mark shown on the metric's difference column when ours and the source's are not
+    # measured alike (e.g. "different ROUGE tokenisation"); ``note`` says how they differ.
+    caveat: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,8 @@ def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
             head.append(f"{name} published (ours: no counterpart)")
             continue
         ours = "ours" if m.ours == m.name else f"ours ({m.ours})"
-        head += [f"{name} published", f"{name} {ours}", f"Δ{tag}"]
+        caveat = f" ({m.caveat})" if m.caveat else ""
+        head += [f"{name} published", f"{name} {ours}", f"Δ{tag}{caveat}"]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines = comparison_lines(table, rows)
     for line in lines:

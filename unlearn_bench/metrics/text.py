@@ -1,9 +1,11 @@
 """Text-overlap metrics over generated text: ROUGE-L via the ``rouge_score`` library.
 
 TOFU reports ROUGE-L recall of the greedy answer against the reference answer (Maini et al.
-2024); MUSE reports ROUGE-L F1 for VerbMem and KnowMem (Shi et al. 2024).
-Both use Google's rouge-score with the Porter stemmer on, which we reuse rather than
-reimplement so the numbers match the published ones token for token.
+2024) with Google's rouge-score and the Porter stemmer on, which we reuse rather than
+reimplement so the numbers match the published ones token for token. MedForget's ROUGE-L F1
+uses the same stemmed scorer. MUSE is different: its evaluation code builds the scorer with
+``use_stemmer=False``, and our MUSE metrics follow it (``metrics.muse``); open-unlearning's MUSE
+evaluation stems, so its published MUSE ROUGE is not tokenised like MUSE's or ours.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
 def rouge_l_f1(prediction: str, reference: str) -> float:
     """ROUGE-L F1 = 2PR/(P+R), P = LCS/len(prediction), R = LCS/len(reference) (Lin 2004).
 
-    MUSE's VerbMem / KnowMem metric (before its x100 scaling) and MedForget's exact-match test.
+    Stemmed, so MedForget's exact-match test; MUSE's VerbMem / KnowMem use the unstemmed
+    :func:`unlearn_bench.metrics.muse.muse_rouge_l_f1`.
     """
     return float(_rouge_l(prediction, reference).fmeasure)
