@@ -58,18 +58,51 @@ def _config(model: Path, data: Path, tmp_path: Path, **extra) -> RunConfig:
     )  # fmt: skip
 
 
+def _unstemmed_rouge_l_f1_x100(prediction: str, reference: str) -> float:
+    """MUSE's metric straight from rouge-score as MUSE's code builds it (no stemmer)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return 100.0 * scorer.score(reference, prediction)["rougeL"].fmeasure
+
+
+def _min_40(logprobs: list[float]) -> float:
+    """Min-40% Prob: mean of the lowest floor(0.4 n) (at least 1) token log-probs."""
+    lowest = sorted(logprobs)[: max(1, int(len(logprobs) * 0.4))]
+    return sum(lowest) / len(lowest)
+
+
+def _muse_auc(forget: list[float], holdout: list[float]) -> float:
+    """MUSE orientation: chance a forget text looks less memorised than a holdout one (ties 1/2)."""
+    pairs = [(f < h) + 0.5 * (f == h) for f in forget for h in holdout]
+    return sum(pairs) / len(pairs)
+
+
 def test_evaluation_end_to_end_and_rescore(tiny_model_dir, tmp_path, capsys):
     data = write_muse_dir(tmp_path / "data")
     _, [record], _ = run_protocol(_config(tiny_model_dir, data, tmp_path), echo=lambda _: None)
     results = record.results()["muse_news"]
-    for key in ("verbmem_forget/verbmem_f", "knowmem_forget/knowmem_f", "knowmem_retain/knowmem_r"):
-        entry = results[key]
-        assert entry["n"] == 3 and 0.0 <= entry["value"] <= 100.0
-        assert entry["ci"][0] <= entry["value"] <= entry["ci"][1]
-    assert results["privleak_forget/min_k_40"]["n"] == 3
-    assert 0.0 <= results["privleak_auc"]["value"] <= 1.0
-    assert "MUSE's published News retrain AUC 0.4772" in results["privleak"]["note"]
     samples = record.read_samples("muse_news")
+    by_set: dict[str, list[dict]] = {}
+    for s in samples:
+        by_set.setdefault(s["eval_set"], []).append(s)
+    # Every number recomputed from the stored generations / log-probs by its definition.
+    for key, reference in (
+        ("verbmem_forget/verbmem_f", lambda s: s["obs"]["reference_prefix"]),
+        ("knowmem_forget/knowmem_f", lambda s: s["answer"]),
+        ("knowmem_retain/knowmem_r", lambda s: s["answer"]),
+    ):
+        items = by_set[key.split("/")[0]]
+        expected = [_unstemmed_rouge_l_f1_x100(s["obs"]["generation"], reference(s)) for s in items]
+        assert results[key]["n"] == len(items) == 3
+        assert results[key]["value"] == pytest.approx(sum(expected) / 3)
+    forget = [_min_40(s["obs"]["answer"]["logprobs"]) for s in by_set["privleak_forget"]]
+    holdout = [_min_40(s["obs"]["answer"]["logprobs"]) for s in by_set["privleak_holdout"]]
+    assert results["privleak_forget/min_k_40"]["value"] == pytest.approx(sum(forget) / 3)
+    auc = _muse_auc(forget, holdout)
+    assert results["privleak_auc"]["value"] == pytest.approx(auc)
+    assert results["privleak"]["value"] == pytest.approx((auc - 0.4772) / 0.4772 * 100)
+    assert "MUSE's published News retrain AUC 0.4772" in results["privleak"]["note"]
     verbmem = [s for s in samples if s["eval_set"] == "verbmem_forget"]
     # The reference is the true continuation cut to 128 model tokens (these are shorter).
     assert all(s["obs"]["reference_prefix"] == s["answer"] for s in verbmem)

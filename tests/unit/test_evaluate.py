@@ -70,8 +70,16 @@ def test_identical_requests_reach_the_backend_once(spec):
 
 
 def test_stderr_over_samples(spec):
-    backend = FakeBackend()
+    # Ada's answer is known (every token -0.05); Bo's gets the fake's pseudo-random log-probs.
+    backend = FakeBackend(answers={"Where was Ada born?": RECORD["answer"]})
     other = dict(RECORD, question="Where was Bo born?", answer="Bo was born in Bergen.")
-    results = score_samples(spec, collect_observations(backend, spec, {"holdout": [RECORD, other]}))
+    samples = collect_observations(backend, spec, {"holdout": [RECORD, other]})
+    results = score_samples(spec, samples)
+    bo = samples["holdout"][1]["obs"]["answer"]["logprobs"]
+    p_ada, p_bo = math.exp(-0.05), math.exp(sum(bo) / len(bo))
+    assert p_bo < p_ada  # the two items really differ
     entry = results["holdout/probability"]
-    assert entry["n"] == 2 and entry["stderr"] is not None and entry["stderr"] >= 0
+    # n = 2: sample std |a - b| / sqrt 2, standard error std / sqrt 2 = |a - b| / 2.
+    assert entry["n"] == 2
+    assert entry["value"] == pytest.approx((p_ada + p_bo) / 2)
+    assert entry["stderr"] == pytest.approx(abs(p_ada - p_bo) / 2)
