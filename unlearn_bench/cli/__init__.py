@@ -1,6 +1,6 @@
 """The ``unlearn-bench`` command: run, eval, score, ls, validate and the result commands.
 
-Result commands (``cli.results``): leaderboard | compare | regress | sweep.
+Result commands (``cli.results``): leaderboard | compare | regress | sweep; ``cli.view``: view.
 
 Heavy libraries are imported inside the commands that need them, so ``--help`` and ``ls``
 start fast. Any UnlearnBenchError is printed as one line and exits with status 2.
@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     from unlearn_bench.cli.results import add_commands
 
     add_commands(sub)  # leaderboard | compare | regress | sweep
+    from unlearn_bench.cli.view import add_command as add_view
+
+    add_view(sub)
     return parser
 
 
