@@ -176,3 +176,13 @@ def test_rmu_open_unlearning_variant_trains_more(tiny_model_dir, task) -> None:
 def test_trainable_pattern_in_the_training_config(tiny_model_dir, task) -> None:
     changed = rmu_changes(tiny_model_dir, task, trainable=r"layers\.0\.mlp\.up_proj")
     assert changed == {"model.layers.0.mlp.up_proj.weight"}
+
+
+def test_the_part_builder_is_in_the_unlearning_checkpoint_key() -> None:
+    # Changing how paired rows are built changes the weights, so it must change the cache key.
+    from unlearn_bench.train.stages import UNLEARNING_CODE, code_fingerprint
+
+    assert "unlearn_bench.train.parts" in UNLEARNING_CODE
+    assert code_fingerprint(*UNLEARNING_CODE) != code_fingerprint(
+        *(m for m in UNLEARNING_CODE if m != "unlearn_bench.train.parts")
+    )

@@ -80,6 +80,7 @@ def code_fingerprint(*module_names: str) -> str:
 TRAINING_CODE = ("unlearn_bench.train.loop", "unlearn_bench.train.batches", "unlearn_bench.prompts")
 UNLEARNING_CODE = (
     *TRAINING_CODE, __name__, "unlearn_bench.methods.losses", "unlearn_bench.methods.base",
+    "unlearn_bench.train.parts",  # builds the paired parts (idk, mismatch) every step
 )  # fmt: skip
 
 
