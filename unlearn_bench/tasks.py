@@ -25,15 +25,7 @@ CAPABILITIES = ("logprobs", "generate", "vocab_stats", "grad", "vision")
 
 Record = dict[str, Any]
 DataSource = Callable[[dict[str, Any], Path | None], dict[str, list[Record]]]
-DATA_SOURCES: Registry[DataSource] = Registry("data source")
-DATA_SOURCES.register_lazy(
-    "builtin:synthetic_people", "unlearn_bench.data.sources:synthetic_people"
-)
-DATA_SOURCES.register_lazy("hub:locuslab/TOFU", "unlearn_bench.data.tofu:load_tofu")
-for _llmu in ("harmful", "copyright", "hallucination"):
-    DATA_SOURCES.register_lazy(f"llmu:{_llmu}", f"unlearn_bench.data.llmu:{_llmu}")
-DATA_SOURCES.register_lazy("muse:news", "unlearn_bench.data.muse:muse_news")
-DATA_SOURCES.register_lazy("medforget:local", "unlearn_bench.data.medforget:medforget")
+DATA_SOURCES: Registry[DataSource] = Registry("data source", indexed=True)
 
 
 @dataclass(frozen=True)

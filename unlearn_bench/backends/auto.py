@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from unlearn_bench.backends.base import (
+    BACKENDS,
     BackendStats,
     GenerateRequest,
     Message,
@@ -31,6 +32,7 @@ ROUTING_GPU = (
 )
 
 
+@BACKENDS.register("auto")
 class AutoBackend:
     capabilities = frozenset({"logprobs", "generate", "vocab_stats", "grad", "vision"})
 

@@ -114,12 +114,7 @@ class BackendStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-BACKENDS: Registry[Any] = Registry("backend")
-BACKENDS.register_lazy("hf", "unlearn_bench.backends.hf:HFBackend")
-BACKENDS.register_lazy("fake", "unlearn_bench.backends.fake:FakeBackend")
-BACKENDS.register_lazy("vllm", "unlearn_bench.backends.vllm:VLLMBackend")
-# vLLM when importable, HF for what vLLM cannot do (or for everything without vLLM).
-BACKENDS.register_lazy("auto", "unlearn_bench.backends.auto:AutoBackend")
+BACKENDS: Registry[Any] = Registry("backend", indexed=True)
 
 
 def require_capabilities(backend: Backend, needed: set[str] | frozenset[str], task: str) -> None:

@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 from unlearn_bench.backends.base import (
+    BACKENDS,
     BackendStats,
     GenerateRequest,
     Message,
@@ -25,6 +26,7 @@ def _unit(text: str) -> float:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 16**8
 
 
+@BACKENDS.register("fake")
 class FakeBackend:
     capabilities = frozenset({"logprobs", "generate"})
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from unlearn_bench import __version__
 from unlearn_bench.backends import hf_scoring, hf_vision
 from unlearn_bench.backends.base import (
+    BACKENDS,
     BackendStats,
     GenerateRequest,
     Message,
@@ -76,6 +77,7 @@ def load_model_and_tokenizer(
     return model.to(device).eval(), tokenizer  # type: ignore[arg-type]
 
 
+@BACKENDS.register("hf")
 class HFBackend:
     """Implements every capability: logprobs, generate, vocab_stats and grad."""
 

@@ -23,6 +23,7 @@ from typing import Any
 from unlearn_bench import __version__
 from unlearn_bench.backends import vllm_engine as engine
 from unlearn_bench.backends.base import (
+    BACKENDS,
     BackendStats,
     GenerateRequest,
     Message,
@@ -35,6 +36,7 @@ from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.models import resolve_model, weights_hash
 
 
+@BACKENDS.register("vllm")
 class VLLMBackend:
     capabilities = frozenset({"logprobs", "generate"})
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from unlearn_bench.data import llmu_files as files
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.tasks import DATA_SOURCES
 
 Record = dict[str, Any]
 Splits = dict[str, list[Record]]
@@ -87,6 +88,7 @@ def normal_splits(
     return train, held_out
 
 
+@DATA_SOURCES.register("llmu:harmful")
 def harmful(options: dict[str, Any], data_dir: Path | None) -> Splits:
     """Splits of the harmful-responses scenario (see the module docstring)."""
     opt = _options(
@@ -132,6 +134,7 @@ def harmful(options: dict[str, Any], data_dir: Path | None) -> Splits:
     return splits
 
 
+@DATA_SOURCES.register("llmu:hallucination")
 def hallucination(options: dict[str, Any], data_dir: Path | None) -> Splits:
     """Splits of the hallucination scenario (see the module docstring)."""
     opt = _options(
@@ -181,6 +184,7 @@ def book_passages(
     ]
 
 
+@DATA_SOURCES.register("llmu:copyright")
 def copyright(options: dict[str, Any], data_dir: Path | None) -> Splits:
     """Splits of the copyright scenario: the user's book (a path), Gutenberg, or builtin text."""
     opt = _options(

@@ -37,6 +37,7 @@ from typing import Any
 
 from unlearn_bench.data.unavailable import UnavailableSplit
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.tasks import DATA_SOURCES
 
 LEVELS = ("institution", "patient", "study", "section")
 SETS = ("forget", "retain")
@@ -56,6 +57,7 @@ def task_type(question: str) -> str:
     return "generation"
 
 
+@DATA_SOURCES.register("medforget:local")
 def medforget(options: dict[str, Any], data_dir: Path | None) -> dict[str, list[Record]]:
     """The data source ``medforget:local``; options ``path``, ``levels``, ``filter``."""
     unknown = sorted(set(options) - _OPTIONS)

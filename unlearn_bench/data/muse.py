@@ -38,6 +38,7 @@ from typing import Any
 
 from unlearn_bench.data.unavailable import UnavailableSplit
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.tasks import DATA_SOURCES
 
 REPO = "muse-bench/MUSE-News"
 SOURCE_NAME = "muse:news"
@@ -81,6 +82,7 @@ _NEEDED_FOR = {
 }
 
 
+@DATA_SOURCES.register("muse:news")
 def muse_news(options: dict[str, Any], data_dir: Path | None) -> dict[str, list[Record]]:
     """The data source ``muse:news``: every MUSE-News part as a harness split.
 

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.tasks import DATA_SOURCES
 
 
+@DATA_SOURCES.register("builtin:synthetic_people")
 def synthetic_people(options: dict[str, Any], data_dir: Path | None) -> dict[str, list[dict]]:
     """The project's own fictitious people (no download); ``data_dir`` is not used."""
     from unlearn_bench.data.synthetic_people import people_dataset

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.tasks import DATA_SOURCES
 
 REPO = "locuslab/TOFU"
 SOURCE_NAME = "hub:locuslab/TOFU"
@@ -38,6 +39,7 @@ Record = dict[str, Any]
 _OPTIONS = frozenset({"configs", "repo", "revision"})
 
 
+@DATA_SOURCES.register("hub:locuslab/TOFU")
 def load_tofu(options: dict[str, Any], data_dir: Path | None) -> dict[str, list[Record]]:
     """The task's data source ``hub:locuslab/TOFU``: ``{config: [record, ...]}``.
 

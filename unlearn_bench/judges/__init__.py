@@ -35,15 +35,7 @@ SLOTS: dict[str, tuple[str, ...]] = {
     "factuality": ("llm_factuality",),  # MedForget's Gen Score
 }
 
-SCORERS: Registry[Any] = Registry("scorer")
-SCORERS.register_lazy("probe", "unlearn_bench.judges.probe:ProbeJudge")
-SCORERS.register_lazy("classifier", "unlearn_bench.judges.classifier:ModerationClassifier")
-SCORERS.register_lazy("reward_model", "unlearn_bench.judges.classifier:RewardModel")
-SCORERS.register_lazy("llm", "unlearn_bench.judges.llm_judge:LLMJudge")
-SCORERS.register_lazy("reference_ppl", "unlearn_bench.judges.fluency:ReferencePerplexity")
-SCORERS.register_lazy("bleurt", "unlearn_bench.judges.similarity:BleurtSimilarity")
-SCORERS.register_lazy("minilm", "unlearn_bench.judges.similarity:MiniLMSimilarity")
-SCORERS.register_lazy("llm_factuality", "unlearn_bench.judges.factuality:FactualityJudge")
+SCORERS: Registry[Any] = Registry("scorer", indexed=True)
 
 
 @dataclass(frozen=True)

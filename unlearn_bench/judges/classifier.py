@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.judges import ScoreItem, Scorer, ScorerContext
+from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
 
 BEAVERDAM_PROMPT = "BEGINNING OF CONVERSATION: USER: {question} ASSISTANT:"
 FORMATS = ("response", "qa", "beaverdam", "chat")
@@ -111,6 +111,7 @@ class SequenceClassifier:
         return torch.cat(chunks) if chunks else torch.zeros((0, self.model.config.num_labels))
 
 
+@SCORERS.register("classifier")
 class ModerationClassifier(Scorer):
     """Harm / hallucination verdicts from any HF sequence-classification moderation model."""
 
@@ -159,6 +160,7 @@ class ModerationClassifier(Scorer):
         self.clf.model = None
 
 
+@SCORERS.register("reward_model")
 class RewardModel(Scorer):
     """Utility reward: the single logit of any HF reward model (sequence classification)."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from unlearn_bench.judges import ScoreItem, Scorer, ScorerContext
+from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
 from unlearn_bench.metrics.medforget import parse_factuality
 
 FACTUALITY_PROMPT = """\
@@ -37,6 +37,7 @@ terms right but important parts missing or partly wrong; 3-4 = little relevant c
 Reply with only a JSON object: {"score": <integer from 1 to 10>, "reasoning": "<one sentence>"}"""
 
 
+@SCORERS.register("llm_factuality")
 class FactualityJudge(Scorer):
     """Factuality scores from a judge model's greedy reply (MedForget's Gen Score)."""
 

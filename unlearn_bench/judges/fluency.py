@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from unlearn_bench.judges import ScoreItem, Scorer, ScorerContext
+from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
 
 
+@SCORERS.register("reference_ppl")
 class ReferencePerplexity(Scorer):
     kind = "reference_ppl"
 

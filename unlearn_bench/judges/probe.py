@@ -27,7 +27,7 @@ from typing import Any
 from unlearn_bench.data import llmu_files as files
 from unlearn_bench.data.llmu import JUDGE, in_buckets
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.judges import ScoreItem, Scorer, ScorerContext
+from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
 from unlearn_bench.judges.embed import MINILM, Embedder
 from unlearn_bench.paths import atomic_write_json, cache_dir
 
@@ -103,6 +103,7 @@ def train_probe(features: Any, labels: list[int], seed: int, c: float) -> dict[s
     }
 
 
+@SCORERS.register("probe")
 class ProbeJudge(Scorer):
     """Flags an output when sigmoid(w . embed(question + output) + b) >= threshold."""
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.judges import ScoreItem, Scorer, ScorerContext
+from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
 from unlearn_bench.judges.embed import MINILM, Embedder
 
 
@@ -112,6 +112,7 @@ def check_lineage(evaluated: dict[str, Any], original: dict[str, Any]) -> None:
     )
 
 
+@SCORERS.register("bleurt")
 class BleurtSimilarity(_OriginalOutputs):
     kind = "bleurt"
 
@@ -138,6 +139,7 @@ class BleurtSimilarity(_OriginalOutputs):
         return [{"score": v, "original": r} for v, r in zip(values, references, strict=True)]
 
 
+@SCORERS.register("minilm")
 class MiniLMSimilarity(_OriginalOutputs):
     kind = "minilm"
 

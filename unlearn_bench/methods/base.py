@@ -89,7 +89,7 @@ class Method:
         raise NotImplementedError
 
 
-METHODS: Registry[type[Method]] = Registry("method")
+METHODS: Registry[type[Method]] = Registry("method", indexed=True)
 
 
 class WithRetainNLL(Method):

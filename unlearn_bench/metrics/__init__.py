@@ -66,8 +66,8 @@ class DerivedMetric:
     needs_reference: bool = False
 
 
-METRICS: Registry[SampleMetric] = Registry("metric")
-DERIVED_METRICS: Registry[DerivedMetric] = Registry("derived metric")
+METRICS: Registry[SampleMetric] = Registry("metric", indexed=True)
+DERIVED_METRICS: Registry[DerivedMetric] = Registry("derived metric", indexed=True)
 
 
 def needed_observations(metric_names: list[str]) -> set[str]:
@@ -128,44 +128,3 @@ def derived_metric(
         return fn
 
     return decorator
-
-
-# Importing the definitions registers them; they are light (numpy, scipy, rouge-score).
-_TOFU = "unlearn_bench.metrics.tofu"
-for _name in (
-    "probability",
-    "normalised_probability",
-    "rouge_l_recall",
-    "truth_ratio_forget",
-    "truth_ratio",
-    "truth_ratio_correct_share",
-    "exact_memorisation",
-    "extraction_strength",
-):
-    METRICS.register_lazy(_name, f"{_TOFU}:registered")
-for _name in ("forget_quality", "retain_utility", "model_utility"):
-    DERIVED_METRICS.register_lazy(_name, f"{_TOFU}:registered")
-_TOFU_MIA = "unlearn_bench.metrics.tofu_mia"
-_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus", "gradnorm", "gradnorm_mean_param")
-for _name in _ATTACKS:
-    METRICS.register_lazy(f"mia_{_name}", f"{_TOFU_MIA}:registered")
-for _name in (*(f"mia_{a}_auc" for a in _ATTACKS), "mia_reference_auc", "tofu_privleak"):
-    DERIVED_METRICS.register_lazy(_name, f"{_TOFU_MIA}:registered")
-_LLMU = "unlearn_bench.metrics.llmu"
-for _name in (
-    "diversity", "not_meaningful", "leak_bleu", "leak_rate_bleu10", "continuation_rouge_l",
-    "fluency_ppl", "utility_reward", "similarity_bleurt", "similarity_minilm",
-    *(f"{rate}_{kind}" for rate in ("harmful_rate", "hallucination_rate")
-      for kind in ("probe", "classifier", "llm")),
-):  # fmt: skip
-    METRICS.register_lazy(_name, f"{_LLMU}:registered")
-_MUSE = "unlearn_bench.metrics.muse"
-for _name in ("verbmem_f", "knowmem_f", "knowmem_r", "min_k_40"):
-    METRICS.register_lazy(_name, f"{_MUSE}:registered")
-for _name in ("privleak_auc", "privleak"):
-    DERIVED_METRICS.register_lazy(_name, f"{_MUSE}:registered")
-_MEDFORGET = "unlearn_bench.metrics.medforget"
-for _name in ("gen_score", "exact_match_accuracy", "rouge_l_f1", "judge_factuality",
-              "judge_failed"):  # fmt: skip
-    METRICS.register_lazy(_name, f"{_MEDFORGET}:registered")
-DERIVED_METRICS.register_lazy("judge_failures", f"{_MEDFORGET}:registered")

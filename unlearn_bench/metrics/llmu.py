@@ -139,28 +139,55 @@ def _verdict(entry: dict[str, Any]) -> float:
     return math.nan if flagged is None else float(bool(flagged))
 
 
-def _register_rates() -> None:
-    for slot, label in (("harm", "harmful_rate"), ("hallucination", "hallucination_rate")):
-        for kind in ("probe", "classifier", "llm"):
-
-            def fn(sample: Sample, slot: str = slot, kind: str = kind) -> float:
-                return _verdict(scorer_obs(sample, slot, kind))
-
-            fn.__doc__ = (
-                f"1 when the {kind} judge in slot '{slot}' flags the output ({label}); NaN when "
-                "its verdict could not be parsed."
-            )
-            sample_metric(
-                f"{label}_{kind}",
-                version=1,
-                needs=["generation", f"scorer:{slot}"],
-                higher_is_better=False,
-                capabilities=_GEN,
-                aggregate="mean_defined",
-            )(fn)
+def _rate(sample: Sample, slot: str, kind: str) -> float:
+    return _verdict(scorer_obs(sample, slot, kind))
 
 
-_register_rates()
+#: Flag rates of a judge: NaN verdicts (unparsed) are left out of the mean.
+_RATE: dict[str, Any] = {
+    "version": 1,
+    "higher_is_better": False,
+    "capabilities": _GEN,
+    "aggregate": "mean_defined",
+}
+
+
+@sample_metric("harmful_rate_probe", needs=["generation", "scorer:harm"], **_RATE)
+def harmful_rate_probe(sample: Sample) -> float:
+    """1 when the probe judge in slot 'harm' flags the output; NaN when unparsed."""
+    return _rate(sample, "harm", "probe")
+
+
+@sample_metric("harmful_rate_classifier", needs=["generation", "scorer:harm"], **_RATE)
+def harmful_rate_classifier(sample: Sample) -> float:
+    """1 when the classifier judge in slot 'harm' flags the output; NaN when unparsed."""
+    return _rate(sample, "harm", "classifier")
+
+
+@sample_metric("harmful_rate_llm", needs=["generation", "scorer:harm"], **_RATE)
+def harmful_rate_llm(sample: Sample) -> float:
+    """1 when the llm judge in slot 'harm' flags the output; NaN when unparsed."""
+    return _rate(sample, "harm", "llm")
+
+
+@sample_metric("hallucination_rate_probe", needs=["generation", "scorer:hallucination"], **_RATE)
+def hallucination_rate_probe(sample: Sample) -> float:
+    """1 when the probe judge in slot 'hallucination' flags the output; NaN when unparsed."""
+    return _rate(sample, "hallucination", "probe")
+
+
+@sample_metric(
+    "hallucination_rate_classifier", needs=["generation", "scorer:hallucination"], **_RATE
+)
+def hallucination_rate_classifier(sample: Sample) -> float:
+    """1 when the classifier judge in slot 'hallucination' flags the output; NaN when unparsed."""
+    return _rate(sample, "hallucination", "classifier")
+
+
+@sample_metric("hallucination_rate_llm", needs=["generation", "scorer:hallucination"], **_RATE)
+def hallucination_rate_llm(sample: Sample) -> float:
+    """1 when the llm judge in slot 'hallucination' flags the output; NaN when unparsed."""
+    return _rate(sample, "hallucination", "llm")
 
 
 @sample_metric("fluency_ppl", version=1, needs=["generation", "scorer:fluency"],
@@ -195,6 +222,3 @@ def similarity_minilm(sample: Sample) -> float:
     with the paper's BLEURT numbers.
     """
     return float(scorer_obs(sample, "similarity", "minilm")["score"])
-
-
-registered = True

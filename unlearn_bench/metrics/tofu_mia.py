@@ -113,26 +113,47 @@ def attack_auc(view: Any, attack: str) -> float:
     return attacks.mia_auc(forget, holdout, convention="standard")
 
 
-def _register_auc(attack: str, title: str) -> None:
-    def auc(run: RunView, reference: RunView | None) -> DerivedResult:
-        forget, holdout = attack_scores(run, attack)
-        value = attacks.mia_auc(forget, holdout, convention="standard")
-        note = f"{CONVENTION_NOTE}; n_forget={len(forget)}, n_holdout={len(holdout)}"
-        return DerivedResult(value, note)
-
-    auc.__doc__ = f"ROC AUC of the {title} attack, forget vs holdout answers (1 = members)."
-    derived_metric(f"mia_{attack}_auc", version=1, higher_is_better=None)(auc)
+def _auc_result(run: RunView, attack: str) -> DerivedResult:
+    forget, holdout = attack_scores(run, attack)
+    value = attacks.mia_auc(forget, holdout, convention="standard")
+    note = f"{CONVENTION_NOTE}; n_forget={len(forget)}, n_holdout={len(holdout)}"
+    return DerivedResult(value, note)
 
 
-for _attack, _title in (
-    ("loss", "LOSS"),
-    ("zlib", "ZLib"),
-    ("min_k", "Min-40%"),
-    ("min_k_plus_plus", "Min-40%++"),
-    ("gradnorm", "GradNorm (global L2)"),
-    ("gradnorm_mean_param", "GradNorm (mean per-tensor L2, open-unlearning variant)"),
-):
-    _register_auc(_attack, _title)
+@derived_metric("mia_loss_auc", version=1, higher_is_better=None)
+def mia_loss_auc(run: RunView, reference: RunView | None) -> DerivedResult:
+    """ROC AUC of the LOSS attack, forget vs holdout answers (1 = members)."""
+    return _auc_result(run, "loss")
+
+
+@derived_metric("mia_zlib_auc", version=1, higher_is_better=None)
+def mia_zlib_auc(run: RunView, reference: RunView | None) -> DerivedResult:
+    """ROC AUC of the ZLib attack, forget vs holdout answers (1 = members)."""
+    return _auc_result(run, "zlib")
+
+
+@derived_metric("mia_min_k_auc", version=1, higher_is_better=None)
+def mia_min_k_auc(run: RunView, reference: RunView | None) -> DerivedResult:
+    """ROC AUC of the Min-40% attack, forget vs holdout answers (1 = members)."""
+    return _auc_result(run, "min_k")
+
+
+@derived_metric("mia_min_k_plus_plus_auc", version=1, higher_is_better=None)
+def mia_min_k_plus_plus_auc(run: RunView, reference: RunView | None) -> DerivedResult:
+    """ROC AUC of the Min-40%++ attack, forget vs holdout answers (1 = members)."""
+    return _auc_result(run, "min_k_plus_plus")
+
+
+@derived_metric("mia_gradnorm_auc", version=1, higher_is_better=None)
+def mia_gradnorm_auc(run: RunView, reference: RunView | None) -> DerivedResult:
+    """ROC AUC of the GradNorm (global L2) attack, forget vs holdout answers (1 = members)."""
+    return _auc_result(run, "gradnorm")
+
+
+@derived_metric("mia_gradnorm_mean_param_auc", version=1, higher_is_better=None)
+def mia_gradnorm_mean_param_auc(run: RunView, reference: RunView | None) -> DerivedResult:
+    """ROC AUC of the GradNorm (mean per-tensor L2, open-unlearning variant) attack, forget vs holdout answers (1 = members)."""  # noqa: E501
+    return _auc_result(run, "gradnorm_mean_param")
 
 
 def _paired_reference_scores(
@@ -191,6 +212,3 @@ def tofu_privleak(run: RunView, reference: RunView | None) -> DerivedResult:
         f"{ref_auc:.4f}",
         {"auc": auc, "reference_auc": ref_auc},
     )
-
-
-registered = True  # target of the lazy registry entries in unlearn_bench.metrics

@@ -1,7 +1,8 @@
-"""One small registry type for tasks' metrics, methods and backends.
+"""One small registry type for metrics, methods, scorers, backends and data sources.
 
-Entries are registered by decorator at their definition, or lazily as ``"module:attr"``
-strings so that listing names never imports torch.
+Entries are registered once, by decorator at their definition. So that listing names never
+imports torch, the package's registries start from a generated index of those decorators
+(``registry/index.py``, written by ``registry.scan``; a test fails when it is stale).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.registry.index import INDEX
 
 T = TypeVar("T")
 
@@ -19,9 +21,12 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to objects; lazy entries are imported on first lookup."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, indexed: bool = False) -> None:
         self.kind = kind
-        self._entries: dict[str, T | str] = {}
+        # An indexed registry starts from the generated index (registry/index.py), which names
+        # where each entry of this kind is defined; the entry's decorator replaces the string
+        # when its module is first imported.
+        self._entries: dict[str, T | str] = dict(INDEX.get(kind, {})) if indexed else {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Register the decorated object under ``name``; a second registration is an error."""
