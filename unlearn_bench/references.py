@@ -14,7 +14,7 @@ its Min-K% AUC (PrivLeak); its answer log-probs on forget and holdout (Reference
   (mean per-token losses); TOFU evaluated the first 300 forget items (``ds_size300``).
 
 Values are matched to this run's items by eval-set index, and where both sides know the
-question, the questions must agree. ``python -m unlearn_bench.references import LOG --task T
+question, the questions must agree. ``unlearn-bench reference import LOG --task T
 --out DIR`` writes an imported log as a *reference record*, a folder that ``--reference``
 accepts like a run (status "reference", so leaderboards skip it).
 """
@@ -173,31 +173,3 @@ def reference_view(path: str | Path, task: str) -> RunView:
     if not (folder / "header.json").is_file():
         write_reference_record(load_reference(path, task), folder, task)
     return RunView.load(RunRecord(folder), task)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m unlearn_bench.references import LOG|RUN --task T --out DIR`` / ``export``."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m unlearn_bench.references")
-    parser.add_argument("action", choices=["import", "export"])
-    parser.add_argument("source", help="a run folder, open-unlearning *_EVAL.json or TOFU log")
-    parser.add_argument("--task", required=True, help="task name the values belong to")
-    parser.add_argument("--out", required=True, help="import: record folder; export: JSON file")
-    args = parser.parse_args(argv)
-    try:
-        values = load_reference(args.source, args.task)
-        if args.action == "import":
-            print(write_reference_record(values, Path(args.out), args.task))
-        else:
-            atomic_write_json(Path(args.out), values.to_json())
-            print(args.out)
-    except UnlearnBenchError as exc:
-        print(f"unlearn-bench: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.evaluate import score_samples
 from unlearn_bench.metrics import DERIVED_METRICS
 from unlearn_bench.metrics.tofu import raw_truth_ratio
 from unlearn_bench.metrics.tofu_mia import ATTACK_METRICS, attack_auc
@@ -91,3 +92,10 @@ def finalize_results(
     record.write_results(results)
     record.finish()
     return results
+
+
+def rescore(record: RunRecord, spec: TaskSpec, reference: RunView | None) -> dict[str, Any]:
+    """Results of a run scored afresh from its stored samples (``unlearn-bench score``)."""
+    view = RunView.load(record, spec.name)
+    view.set_results = score_samples(spec, view.by_set)
+    return {spec.name: {**view.set_results, **derived_results(spec, view, reference)}}

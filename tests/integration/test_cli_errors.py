@@ -111,3 +111,24 @@ def test_task_requirements_refused_by_backend(capsys, tmp_path):
     )
     assert code == 2 and "backend 'fake' lacks ['vocab_stats']" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_protocol_is_an_ordinary_subcommand(capsys, tmp_path):
+    # Unknown protocol: one line, exit 2, before any run folder is made.
+    config = tmp_path / "run.yaml"
+    config.write_text(f"task: muse_news\nruns_dir: {tmp_path / 'runs'}\n")
+    code, err = _run(["protocol", "--config", str(config), "--protocol", "scaling"], capsys)
+    assert code == 2 and err.count("\n") == 0 and "unknown protocol 'scaling'" in err
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(SystemExit) as exc:  # argparse: a required flag missing
+        main(["protocol", "--protocol", "scalability"])
+    assert exc.value.code == 2 and "--config" in capsys.readouterr().err
+
+
+def test_reference_command_reports_a_bad_log_in_one_line(capsys, tmp_path):
+    log = tmp_path / "log.json"
+    log.write_text("[1, 2]")
+    argv = ["reference", "import", str(log), "--task", "tofu_forget10", "--out", str(tmp_path / "r")]
+    code, err = _run(argv, capsys)
+    assert code == 2 and err.count("\n") == 0 and "must be a JSON object" in err
+    assert not (tmp_path / "r").exists()

@@ -14,7 +14,6 @@ import yaml
 from tofu_fixtures import write_tofu_fixture
 
 from unlearn_bench.cli import main
-from unlearn_bench.references import main as references_main
 
 DERIVED = (
     "forget_quality", "model_utility", "tofu_privleak", "mia_loss_auc", "mia_zlib_auc",
@@ -86,7 +85,7 @@ def test_imported_reference_log_feeds_forget_quality(tiny_model_dir, tmp_path) -
     }
     (tmp_path / "log.json").write_text(json.dumps(log))
     ref = tmp_path / "refs" / "log"
-    assert references_main(["import", str(tmp_path / "log.json"), "--task", "tofu_forget01",
+    assert main(["reference", "import", str(tmp_path / "log.json"), "--task", "tofu_forget01",
                             "--out", str(ref)]) == 0  # fmt: skip
     argv = ["eval", "--task", "tofu_forget01", "--model", str(tiny_model_dir), "--data-dir"]
     argv += [str(data), "--runs-dir", str(tmp_path / "runs"), "--run-id", "e"]

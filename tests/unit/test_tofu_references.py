@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from unlearn_bench.cli import main
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.metrics import DERIVED_METRICS
 from unlearn_bench.metrics.views import ReferenceValues, RunView
-from unlearn_bench.references import from_run, load_reference, main
+from unlearn_bench.references import from_run, load_reference
 from unlearn_bench.runs import RunRecord
 from unlearn_bench.scoring import as_reference, reference_values
 
@@ -177,15 +178,17 @@ def test_reference_record_round_trip_through_cli(tmp_path: Path) -> None:
     log = tmp_path / "log.json"
     log.write_text(json.dumps(_tofu_log(0.1353352832366127)))
     out = tmp_path / "refs" / "llama2-retain90"
-    assert main(["import", str(log), "--task", TASK, "--out", str(out)]) == 0
+    assert main(["reference", "import", str(log), "--task", TASK, "--out", str(out)]) == 0
     header = json.loads((out / "header.json").read_text())
     assert header["status"] == "reference" and header["reference"]["kind"] == "tofu-eval-log"
     view = RunView.load(RunRecord(out), TASK)  # what ``--reference DIR`` does
     values = reference_values(view)
     assert values.truth_ratios[1] == pytest.approx(math.exp(-2.0))
-    assert main(["import", str(log), "--task", TASK, "--out", str(out)]) == 2  # no overwrite
+    assert (
+        main(["reference", "import", str(log), "--task", TASK, "--out", str(out)]) == 2
+    )  # no overwrite
     exported = tmp_path / "values.json"
-    assert main(["export", str(out), "--task", TASK, "--out", str(exported)]) == 0
+    assert main(["reference", "export", str(out), "--task", TASK, "--out", str(exported)]) == 0
     assert load_reference(exported, TASK) == values
 
 

@@ -24,7 +24,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(sub: Any) -> None:
+def add_commands(sub: Any) -> None:
     """Register ``view`` on the main parser's subparsers."""
     p = sub.add_parser("view", help="write a browsable site of run records (--serve to serve it)")
     p.add_argument("runs_dir", metavar="RUNS_DIR", help="folder of run records (any depth)")

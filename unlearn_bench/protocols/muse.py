@@ -12,14 +12,12 @@ reference lines. ``leaderboard.plots`` draws the curves from those headers; this
 writes them (``<group>/<task>.<protocol>.png`` / ``.svg``). Checkpoints are content-addressed,
 so a rerun reuses every finished unlearning request.
 
-    python -m unlearn_bench.protocols.muse --config run.yaml --protocol sustainability
+    unlearn-bench protocol --config run.yaml --protocol sustainability
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -149,27 +147,3 @@ def draw_curves(records: list[RunRecord], task: str, protocol: str, out_dir: Pat
 
     rows = [r for r in rows_from_records(records) if r.task == task]
     return draw_protocol(task, protocol, rows, out_dir / f"{task}.{protocol}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="YAML run configuration (task, methods)")
-    parser.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
-    parser.add_argument("--splits", nargs="+", help="forget splits in order (default: MUSE's)")
-    parser.add_argument("--data-dir", help="local copy of the task's data")
-    args = parser.parse_args(argv)
-    try:
-        overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-        config = RunConfig.from_yaml(args.config, overrides)
-        group, records, plots = run_muse_protocol(config, args.protocol, args.splits)
-    except UnlearnBenchError as exc:
-        print(f"unlearn-bench: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"Run records: {group} ({len(records)} runs)")
-    for path in plots:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
