@@ -62,7 +62,7 @@ def run() -> dict:
     from unlearn_bench.evaluate import parse_task
     from unlearn_bench.models import resolve_model
     from unlearn_bench.tasks import find_task, load_task_data
-    from unlearn_bench.train.stages import unlearn
+    from unlearn_bench.train.stages import StageInputs, unlearn
 
     model = resolve_model("smollm2-135m").load_path  # before the cache moves: reuse conversion
     spec = parse_task(find_task("synthetic_people"))
@@ -77,7 +77,7 @@ def run() -> dict:
                          "label": label, **extra}  # fmt: skip
                 ucfg = RunConfig.from_dict({"task": spec.name, "unlearn": [entry]}).unlearn[0]
                 start = time.perf_counter()
-                ckpt = unlearn(model, "bench", spec, splits, ucfg, seed=0)
+                ckpt = unlearn(StageInputs(model, "bench", spec, splits, 0), ucfg)
                 results[label] = {**_throughput(ckpt.log_path),
                                   "stage_seconds": time.perf_counter() - start}  # fmt: skip
                 print(f"    {label:12s} {results[label]['tokens_per_s']:7.1f} tok/s", flush=True)

@@ -70,8 +70,8 @@ class Plan:
 def plan(config: RunConfig) -> Plan:
     """Validate everything that can be checked before any model is loaded."""
     from unlearn_bench.backends.base import BACKENDS
+    from unlearn_bench.methods import build_method
     from unlearn_bench.models import resolve_model
-    from unlearn_bench.train.stages import build_method
 
     spec = parse_task(find_task(config.task))
     backend_cls = BACKENDS.get(config.backend)
@@ -82,11 +82,12 @@ def plan(config: RunConfig) -> Plan:
             f"backend {config.backend!r} lacks {sorted(missing)} required by task {spec.name!r}"
         )
     for ucfg in config.unlearn:
-        build_method(ucfg)
+        build_method(ucfg.method, ucfg.args)
     labels = [u.label or u.method for u in config.unlearn]
     if len(set(labels)) != len(labels):
         raise UnlearnBenchError(f"two unlearning entries share a label: {labels}; set 'label'")
-    resolve_model(config.model) if config.model != "smollm2-135m" else None
+    if config.model != "smollm2-135m":  # the embedded default is converted on first use
+        resolve_model(config.model)
     splits = load_task_data(spec, config.data_dir)
     if config.utility is not None:  # unknown lm-eval task or missing data: fail before training
         from unlearn_bench.utility.lm_eval_bridge import check
@@ -115,7 +116,8 @@ def _fingerprint(config: RunConfig, subject: Subject) -> str:
     ]
 
 
-def _open_record(p: Plan, subject: Subject) -> RunRecord:
+def open_record(p: Plan, subject: Subject) -> RunRecord:
+    """The subject's run record in the group folder, created (or resumed) with its header."""
     fields = {
         "group": p.group_id,
         "role": subject.role,
@@ -206,11 +208,25 @@ def _utility(p: Plan, subject: Subject, backend: Any) -> dict[str, Any] | None:
     return evaluate_backend(utility, backend, load)
 
 
-def _model_hash(path: str) -> str:
+def model_hash(path: str) -> str:
     """Content hash of a local model; a hub id stands for itself (its revision is pinned)."""
     from unlearn_bench.models import weights_hash
 
     return weights_hash(Path(path)) if Path(path).is_dir() else f"hub:{path}"
+
+
+def stage_inputs(p: Plan, start: str, start_hash: str | None = None) -> Any:
+    """The one ``StageInputs`` a training stage takes, for a run starting from ``start``."""
+    from unlearn_bench.train.stages import StageInputs
+
+    return StageInputs(
+        start=start,
+        start_hash=start_hash or model_hash(start),
+        spec=p.spec,
+        splits=p.splits,
+        seed=p.config.seed,
+        trust_remote_code=p.config.trust_remote_code,
+    )
 
 
 def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
@@ -222,35 +238,17 @@ def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
     # main_process_first: a first use converts the default model once, not once per process.
     with timer.stage(f"resolve model {config.model}"), main_process_first():
         base_path = resolve_model(config.model).load_path
-        base_hash = _model_hash(base_path)
+        inputs = stage_inputs(p, base_path)
     subjects: list[Subject] = []
     if config.finetune is None:
         target = Subject("target", "base", base_path)
     else:
         with timer.stage("finetune target on " + p.spec.splits.full):
-            ckpt = finetune(
-                base_path,
-                base_hash,
-                p.spec,
-                p.splits[p.spec.splits.full],
-                p.spec.splits.full,
-                config.finetune,
-                config.seed,
-                config.trust_remote_code,
-            )
+            ckpt = finetune(inputs, p.spec.splits.full, config.finetune)
         target = Subject("target", "target", str(ckpt.path), info={"cached": ckpt.cached})
         if config.retain_model:
             with timer.stage("finetune retain on " + p.spec.splits.retain):
-                ckpt = finetune(
-                    base_path,
-                    base_hash,
-                    p.spec,
-                    p.splits[p.spec.splits.retain],
-                    p.spec.splits.retain,
-                    config.finetune,
-                    config.seed,
-                    config.trust_remote_code,
-                )
+                ckpt = finetune(inputs, p.spec.splits.retain, config.finetune)
             subjects.append(
                 Subject("retain", "retain", str(ckpt.path), info={"cached": ckpt.cached})
             )
@@ -259,24 +257,17 @@ def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
 
 
 def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
-    from unlearn_bench.train.stages import build_method, trainable_pattern, unlearn
+    from unlearn_bench.methods import build_method
+    from unlearn_bench.train.stages import trainable_pattern, unlearn
 
     out: list[Subject] = []
     if not p.config.unlearn:
         return out
-    target_hash = _model_hash(target.model_path)
+    inputs = stage_inputs(p, target.model_path)
     for ucfg in p.config.unlearn:
         label = ucfg.label or ucfg.method
         with timer.stage(f"unlearn {label}"):
-            ckpt = unlearn(
-                target.model_path,
-                target_hash,
-                p.spec,
-                p.splits,
-                ucfg,
-                p.config.seed,
-                p.config.trust_remote_code,
-            )
+            ckpt = unlearn(inputs, ucfg)
         subject = Subject(
             label,
             "unlearned",
@@ -286,7 +277,7 @@ def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
         )
         # The method's resolved config (variants included, defaults spelled out) and the
         # parameters it trained, so a header says which form of the method ran.
-        method_cls, method_config = build_method(ucfg)
+        method_cls, method_config = build_method(ucfg.method, ucfg.args)
         subject.info["method_config"] = dataclasses.asdict(method_config)
         subject.info["trainable"] = trainable_pattern(ucfg, method_cls, method_config) or "all"
         out.append(subject)
@@ -312,15 +303,14 @@ def run_protocol(
         return p.group_dir, [], timer.seconds  # other processes only help train
     records = []
     for subject in subjects:
-        subject.record = _open_record(p, subject)
+        subject.record = open_record(p, subject)
         _copy_training_logs(subject)
-        subject.record.update_header(
-            model_path=subject.model_path, stage_info=subject.info
-        ) if not subject.record.is_finished() else None
+        if not subject.record.is_finished():
+            subject.record.update_header(model_path=subject.model_path, stage_info=subject.info)
         evaluate_subject(p, subject, timer)
         records.append(subject.record)
     with timer.stage("score"):
-        reference = _reference_view(p, subjects)
+        reference = reference_for(p, subjects)
         for subject in subjects:
             assert subject.record is not None
             if not subject.record.is_finished():
@@ -354,7 +344,8 @@ def _copy_training_logs(subject: Subject) -> None:
             shutil.copyfile(source, record.root / name)
 
 
-def _reference_view(p: Plan, subjects: list[Subject]) -> RunView | None:
+def reference_for(p: Plan, subjects: list[Subject]) -> RunView | None:
+    """The reference run derived metrics compare with: ``config.reference``, else the retain."""
     if p.config.reference:
         from unlearn_bench.references import reference_view
 

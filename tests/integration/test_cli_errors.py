@@ -128,7 +128,15 @@ def test_protocol_is_an_ordinary_subcommand(capsys, tmp_path):
 def test_reference_command_reports_a_bad_log_in_one_line(capsys, tmp_path):
     log = tmp_path / "log.json"
     log.write_text("[1, 2]")
-    argv = ["reference", "import", str(log), "--task", "tofu_forget10", "--out", str(tmp_path / "r")]
+    argv = [
+        "reference",
+        "import",
+        str(log),
+        "--task",
+        "tofu_forget10",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     code, err = _run(argv, capsys)
     assert code == 2 and err.count("\n") == 0 and "must be a JSON object" in err
     assert not (tmp_path / "r").exists()

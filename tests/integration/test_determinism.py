@@ -17,7 +17,7 @@ from unlearn_bench.config import LoraSettings, UnlearnConfig
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.evaluate import parse_task
 from unlearn_bench.tasks import find_task, load_task_data
-from unlearn_bench.train.stages import unlearn
+from unlearn_bench.train.stages import StageInputs, unlearn
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,7 @@ def task():
 def run_in(cache: Path, monkeypatch, model: Path, task, ucfg: UnlearnConfig, seed: int) -> Path:
     monkeypatch.setenv("UNLEARN_BENCH_CACHE", str(cache))
     spec, splits = task
-    return unlearn(str(model), "tiny", spec, splits, ucfg, seed=seed).path
+    return unlearn(StageInputs(str(model), "tiny", spec, splits, seed), ucfg).path
 
 
 def losses(path: Path) -> list[float]:

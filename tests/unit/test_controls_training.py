@@ -18,7 +18,7 @@ from unlearn_bench.config import ControlConfig, FinetuneConfig, RunConfig, Unlea
 from unlearn_bench.evaluate import parse_task
 from unlearn_bench.tasks import find_task, load_task_data
 from unlearn_bench.train.controls import probe
-from unlearn_bench.train.stages import _probe_parts, finetune, unlearn
+from unlearn_bench.train.stages import StageInputs, control_probe_parts, finetune, unlearn
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +42,9 @@ def target(tiny_model_dir, task, tmp_path_factory) -> str:
         mp.setenv("UNLEARN_BENCH_CACHE", str(tmp_path_factory.mktemp("ft-cache")))
         torch.set_num_threads(1)
         cfg = FinetuneConfig(lr=3e-2, batch_size=8, max_steps=40)
-        return str(finetune(str(tiny_model_dir), "tiny", spec, splits["full"], "full", cfg, 0).path)
+        return str(
+            finetune(StageInputs(str(tiny_model_dir), "tiny", spec, splits, 0), "full", cfg).path
+        )
 
 
 def run(target: str, task, **control) -> tuple[Path, dict, UnlearnConfig]:
@@ -50,7 +52,7 @@ def run(target: str, task, **control) -> tuple[Path, dict, UnlearnConfig]:
     ucfg = UnlearnConfig(
         method="grad_ascent", lr=3e-3, batch_size=4, max_steps=12, control=ControlConfig(**control)
     )
-    path = unlearn(target, "target", spec, splits, ucfg, seed=0).path
+    path = unlearn(StageInputs(target, "target", spec, splits, 0), ucfg).path
     return path, json.loads((path / "controls.json").read_text()), ucfg
 
 
@@ -60,7 +62,7 @@ def reprobe(path: Path, task, ucfg: UnlearnConfig) -> dict[str, float]:
     spec, splits = task
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
-    return probe(model, _probe_parts(spec, tokenizer, splits, ucfg))
+    return probe(model, control_probe_parts(spec, tokenizer, splits, ucfg))
 
 
 def log_rows(path: Path) -> list[dict]:

@@ -145,3 +145,30 @@ def test_graph_sees_lazy_and_relative_imports() -> None:
     node = ast.parse("from . import base\nfrom .x import y").body
     assert _targets(node[0], "unlearn_bench.methods", True)[1] == "unlearn_bench.methods.base"  # type: ignore[arg-type]
     assert _targets(node[1], "unlearn_bench.methods.npo", False)[0] == "unlearn_bench.methods.x"  # type: ignore[arg-type]
+
+
+def _trees() -> dict[str, ast.Module]:
+    return {m: ast.parse(p.read_text(), str(p)) for m, p in _modules().items()}
+
+
+def test_no_private_name_is_imported_from_another_module() -> None:
+    imported = sorted(
+        f"{module}: {node.module}.{alias.name}"
+        for module, tree in _trees().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("unlearn_bench")
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    )
+    assert imported == []
+
+
+def test_no_conditional_expression_is_used_as_a_statement() -> None:
+    # ``f() if c else None`` as a statement hides a branch; write an ``if``.
+    found = sorted(
+        f"{module}:{node.lineno}"
+        for module, tree in _trees().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.IfExp | ast.BoolOp)
+    )
+    assert found == []

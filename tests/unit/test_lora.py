@@ -17,7 +17,7 @@ from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.evaluate import parse_task
 from unlearn_bench.tasks import find_task, load_task_data
 from unlearn_bench.train.lora import ADAPTER_DIR, load_merged
-from unlearn_bench.train.stages import unlearn
+from unlearn_bench.train.stages import StageInputs, unlearn
 
 pytest.importorskip("peft")
 
@@ -55,14 +55,14 @@ def test_unknown_target_module_is_a_clear_error(tiny_model_dir, task) -> None:
         lr=1e-2, batch_size=2, max_steps=1, lora=LoraSettings(target_modules=["nope"])
     )
     with pytest.raises(UnlearnBenchError, match="lora:"):
-        unlearn(str(tiny_model_dir), "tiny", spec, splits, ucfg, seed=0)
+        unlearn(StageInputs(str(tiny_model_dir), "tiny", spec, splits, 0), ucfg)
 
 
 def test_lora_stage_saves_adapter_and_merged_model(tiny_model_dir, task) -> None:
     spec, splits = task
     lora = LoraSettings(r=4, alpha=8.0)
     ucfg = UnlearnConfig(method="grad_diff", lr=1e-2, batch_size=2, max_steps=3, lora=lora)
-    path = unlearn(str(tiny_model_dir), "tiny", spec, splits, ucfg, seed=0).path
+    path = unlearn(StageInputs(str(tiny_model_dir), "tiny", spec, splits, 0), ucfg).path
     adapter_dir = path / ADAPTER_DIR
     adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text())
     assert (adapter_config["r"], adapter_config["lora_alpha"]) == (4, 8.0)
@@ -92,7 +92,7 @@ def test_lora_stage_saves_adapter_and_merged_model(tiny_model_dir, task) -> None
 def test_full_finetuning_is_the_default(tiny_model_dir, task) -> None:
     spec, splits = task
     ucfg = UnlearnConfig(method="grad_ascent", lr=1e-3, batch_size=2, max_steps=1)
-    path = unlearn(str(tiny_model_dir), "tiny", spec, splits, ucfg, seed=0).path
+    path = unlearn(StageInputs(str(tiny_model_dir), "tiny", spec, splits, 0), ucfg).path
     assert not (path / ADAPTER_DIR).exists()
     base = load_file(str(tiny_model_dir / "model.safetensors"))
     merged = load_file(str(path / "model.safetensors"))
@@ -105,7 +105,7 @@ def test_lora_finetune_stage_writes_adapter_too(tiny_model_dir, task) -> None:
 
     spec, splits = task
     cfg = FinetuneConfig(lr=1e-2, batch_size=4, max_steps=2, lora=LoraSettings(r=2, alpha=4))
-    path = finetune(str(tiny_model_dir), "tiny", spec, splits["full"], "full", cfg, 0).path
+    path = finetune(StageInputs(str(tiny_model_dir), "tiny", spec, splits, 0), "full", cfg).path
     assert json.loads((path / ADAPTER_DIR / "adapter_config.json").read_text())["r"] == 2
     base = load_file(str(tiny_model_dir / "model.safetensors"))
     merged = load_file(str(path / "model.safetensors"))

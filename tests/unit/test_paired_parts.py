@@ -18,7 +18,7 @@ from unlearn_bench.evaluate import parse_task
 from unlearn_bench.methods import METHODS, TokenBatch, UnlearnBatch
 from unlearn_bench.tasks import find_task, load_task_data
 from unlearn_bench.train.parts import batch_source
-from unlearn_bench.train.stages import unlearn
+from unlearn_bench.train.stages import StageInputs, unlearn
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ def test_idk_rows_share_the_forget_question_in_the_stage(
     tokenizer = tiny_model_and_tokenizer[1]
     seen = record_batches(monkeypatch, "idk_dpo")
     ucfg = UnlearnConfig(method="idk_dpo", lr=1e-3, batch_size=4, max_steps=3)
-    unlearn(str(tiny_model_dir), "tiny", spec, splits, ucfg, seed=0)
+    unlearn(StageInputs(str(tiny_model_dir), "tiny", spec, splits, 0), ucfg)
     assert len(seen) == 3
     prompts = set()
     refusals = {r.strip() for r in load_refusals(None)}
@@ -87,7 +87,7 @@ def test_mismatch_rows_carry_their_forget_prompt_k_times_in_the_stage(
     tokenizer = tiny_model_and_tokenizer[1]
     seen = record_batches(monkeypatch, "ga_mismatch")
     ucfg = UnlearnConfig(method="ga_mismatch", args={"k": 3}, lr=1e-3, batch_size=2, max_steps=2)
-    unlearn(str(tiny_model_dir), "tiny", spec, splits, ucfg, seed=0)
+    unlearn(StageInputs(str(tiny_model_dir), "tiny", spec, splits, 0), ucfg)
     normal = {r["answer"].strip() for r in splits["retain"]}
     for batch in seen:
         forget, mismatch = batch["forget"], batch["mismatch"]
@@ -154,7 +154,7 @@ def rmu_changes(tiny_model_dir, task, **extra) -> set[str]:
     spec, splits = task
     args = {"layer": 1, "alpha": 1.0, **extra.pop("args", {})}
     ucfg = UnlearnConfig(method="rmu", args=args, lr=1e-2, batch_size=2, max_steps=2, **extra)
-    path = unlearn(str(tiny_model_dir), "tiny", spec, splits, ucfg, seed=0).path
+    path = unlearn(StageInputs(str(tiny_model_dir), "tiny", spec, splits, 0), ucfg).path
     return changed_params(tiny_model_dir, path)
 
 

@@ -30,11 +30,11 @@ from unlearn_bench.runner import (  # the runner's named steps, reused as they a
     Plan,
     Subject,
     Timer,
-    _model_hash,
-    _open_record,
-    _reference_view,
     evaluate_subject,
+    open_record,
     plan,
+    reference_for,
+    stage_inputs,
     train_subjects,
 )
 from unlearn_bench.runs import RunRecord
@@ -68,9 +68,7 @@ def _unlearn_step(p: Plan, split: str, start: str, ucfg: Any) -> Any:
     from unlearn_bench.train.stages import unlearn
 
     spec = dataclasses.replace(p.spec, splits=dataclasses.replace(p.spec.splits, forget=split))
-    return unlearn(
-        start, _model_hash(start), spec, p.splits, ucfg, p.config.seed, p.config.trust_remote_code
-    )
+    return unlearn(dataclasses.replace(stage_inputs(p, start), spec=spec), ucfg)
 
 
 def _protocol_subject(
@@ -82,7 +80,7 @@ def _protocol_subject(
     subject = Subject(f"{label}-{protocol[:4]}{step}", "unlearned", str(ckpt.path))
     subject.method = dataclasses.asdict(ucfg)
     subject.info = {"cached": ckpt.cached, "train_log": str(ckpt.log_path)}
-    subject.record = _open_record(p, subject)
+    subject.record = open_record(p, subject)
     if not subject.record.is_finished():
         size = forget_size(p.splits[split])
         info = {"name": protocol, "step": step, "split": split, "size": size}
@@ -111,7 +109,7 @@ def run_muse_protocol(
     target = references[0]
     subjects: list[Subject] = []
     for subject in references:
-        subject.record = _open_record(p, subject)
+        subject.record = open_record(p, subject)
         if not subject.record.is_finished():
             subject.record.update_header(model_path=subject.model_path, stage_info=subject.info)
         subjects.append(subject)
@@ -127,7 +125,7 @@ def run_muse_protocol(
         evaluate_subject(p, subject, timer)
     records = [s.record for s in subjects if s.record is not None]
     with timer.stage("score"):
-        reference = _reference_view(p, subjects)
+        reference = reference_for(p, subjects)
         for record in records:
             if not record.is_finished():
                 finalize_results(record, p.spec, reference)

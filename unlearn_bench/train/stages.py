@@ -25,7 +25,7 @@ from typing import Any
 from unlearn_bench import __version__, numerics
 from unlearn_bench.config import TrainConfig, UnlearnConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.methods import METHODS, Method, TokenBatch, UnlearnBatch
+from unlearn_bench.methods import Method, TokenBatch, UnlearnBatch, build_method
 from unlearn_bench.paths import atomic_write_json, cache_dir
 from unlearn_bench.tasks import TaskSpec
 from unlearn_bench.train.checkpointing import (
@@ -47,7 +47,21 @@ from unlearn_bench.train.parts import batch_source, examples_for
 
 
 @dataclass(frozen=True)
+class StageInputs:
+    """What a training stage starts from; the runner builds it (``runner.stage_inputs``)."""
+
+    start: str  # path (or hub id) of the starting weights
+    start_hash: str  # their content hash: part of every checkpoint key
+    spec: TaskSpec
+    splits: dict[str, list[dict[str, Any]]]
+    seed: int
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
 class Checkpoint:
+    """A finished stage's model folder, and whether an earlier run had made it."""
+
     path: Path
     cached: bool  # True when an earlier run had already produced it
     log_path: Path
@@ -175,17 +189,10 @@ def trainable_pattern(
     return method_cls.default_trainable(method_config)
 
 
-def finetune(
-    start: str,
-    start_hash: str,
-    spec: TaskSpec,
-    records: list[dict],
-    split: str,
-    cfg: TrainConfig,
-    seed: int,
-    trust_remote_code: bool = False,
-) -> Checkpoint:
-    """Minimise answer NLL on ``records`` (a task's full or retain split)."""
+def finetune(inputs: StageInputs, split: str, cfg: TrainConfig) -> Checkpoint:
+    """Minimise answer NLL on the task's ``split`` (its full or retain split)."""
+    start, start_hash, spec, seed = inputs.start, inputs.start_hash, inputs.spec, inputs.seed
+    records, trust_remote_code = inputs.splits[split], inputs.trust_remote_code
     recipe = {
         "kind": "finetune", "start": start_hash, "task": spec.fingerprint(), "split": split,
         "n": len(records), "train": _train_settings(cfg), "seed": seed, "harness": __version__,
@@ -222,16 +229,7 @@ def finetune(
     return Checkpoint(final, False, final / "train_log.jsonl")
 
 
-def build_method(ucfg: UnlearnConfig) -> tuple[type[Method], Any]:
-    method_cls = METHODS.get(ucfg.method)
-    try:
-        method_config = method_cls.config_cls(**ucfg.args)
-    except TypeError as exc:
-        raise UnlearnBenchError(f"method {ucfg.method!r}: bad args {ucfg.args}: {exc}") from None
-    return method_cls, method_config
-
-
-def _probe_parts(
+def control_probe_parts(
     spec: TaskSpec, tokenizer: Any, splits: dict[str, list[dict]], ucfg: UnlearnConfig
 ) -> dict[str, list[TokenBatch]]:
     """Fixed probe items for the controls: the first ``eval_size`` forget and retain records."""
@@ -251,17 +249,11 @@ def _probe_parts(
     return out
 
 
-def unlearn(
-    start: str,
-    start_hash: str,
-    spec: TaskSpec,
-    splits: dict[str, list[dict]],
-    ucfg: UnlearnConfig,
-    seed: int,
-    trust_remote_code: bool = False,
-) -> Checkpoint:
-    """Run one unlearning method from ``start`` on the task's forget split."""
-    method_cls, method_config = build_method(ucfg)
+def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
+    """Run one unlearning method from ``inputs.start`` on the task's forget split."""
+    start, start_hash, spec, seed = inputs.start, inputs.start_hash, inputs.spec, inputs.seed
+    splits, trust_remote_code = inputs.splits, inputs.trust_remote_code
+    method_cls, method_config = build_method(ucfg.method, ucfg.args)
     needs = method_cls.needs_for(method_config)
     recipe = {
         "kind": "unlearn", "start": start_hash, "task": spec.fingerprint(), "method": ucfg.method,
@@ -292,7 +284,7 @@ def unlearn(
         spec, tokenizer, splits, needs, method_config, ucfg.batch_size, ucfg.max_length, seed
     )
     control = ucfg.control
-    probe_parts = _probe_parts(spec, tokenizer, splits, ucfg) if control.evaluates else {}
+    probe_parts = control_probe_parts(spec, tokenizer, splits, ucfg) if control.evaluates else {}
     controller = Controller(control) if control.eval_every is not None else None
 
     def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
