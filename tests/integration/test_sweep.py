@@ -150,6 +150,7 @@ def test_ray_executor_primes_until_a_cell_succeeds_then_fans_out(tmp_path, monke
         return vars(sw.Outcome(cell, "finished", 1.0, runs=[f"s/{cell}/x"]))
 
     monkeypatch.setattr(sw, "run_cell", fake_cell)
+    monkeypatch.setattr(sw, "check_address", lambda address: None)  # no host "head" here
     grid = [{"method": "grad_ascent", "lr": [0.01, 0.02, 0.03, 0.04]}]
     plan = sw.load_sweep(_grid(tmp_path, grid))
     outcomes = sw.run_sweep_ray(plan, "ray://head:10001", 2.0, 0.5, echo=lambda _: None)
@@ -178,6 +179,20 @@ def test_ray_not_installed_is_said_clearly(tmp_path, monkeypatch, capsys):
     path = _grid(tmp_path, [{"method": "grad_ascent"}])
     assert main(["sweep", str(path), "--executor", "ray"]) == 2
     assert "needs Ray, which is not installed" in capsys.readouterr().err
+
+
+def test_ray_address_that_does_not_answer_is_one_line_error(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = _grid(tmp_path, [{"method": "grad_ascent"}])
+    assert (
+        main(["sweep", str(path), "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no Ray cluster answers at 127.0.0.1:{port}" in err
 
 
 def test_dry_run_lists_cells(tmp_path, capsys):

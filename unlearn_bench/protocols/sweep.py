@@ -223,6 +223,27 @@ def run_sweep(sweep: Sweep, echo: Echo = print) -> list[Outcome]:
     return outcomes
 
 
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """A ``host:port`` or ``ray://host:port`` that does not answer is a one-line error.
+
+    Without this, ``ray.init`` keeps retrying a silent address for minutes.
+    """
+    if not address or address in ("auto", "local"):
+        return  # "auto" finds the local cluster's address file, or fails at once
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UnlearnBenchError(f"Ray address {address!r} is not host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UnlearnBenchError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+            "`ray start --head` or pass --ray-address local"
+        ) from None
+
+
 def run_sweep_ray(
     sweep: Sweep,
     address: str | None = None,
@@ -239,6 +260,7 @@ def run_sweep_ray(
     ``UNLEARN_BENCH_CACHE`` must be on storage every node sees. A task that dies (node lost,
     out of memory) is recorded as a failed cell.
     """
+    check_address(address)
     try:
         import ray
     except ImportError:
