@@ -44,3 +44,10 @@ def test_site_data_keeps_generations_and_scores_not_logprobs(tmp_path):
     assert site["plot_note"] == "plots not requested"
     script = (tmp_path / "site" / "data" / "site.js").read_text()
     assert script.startswith('UB.load("site", ') and "</" not in script
+
+
+def test_utility_columns_name_their_lm_eval_task():
+    from unlearn_bench.viewer.data import describe_metric
+
+    text = describe_metric("utility/wmdp_bio/acc")
+    assert text == "lm-evaluation-harness task wmdp_bio, metric acc, on the same weights"

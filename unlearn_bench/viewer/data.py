@@ -29,7 +29,8 @@ def describe_metric(key: str) -> str:
         if lookup in registry.names():
             return str(registry.get(lookup).description)
     if name.startswith("utility/"):
-        return "lm-evaluation-harness task score on the evaluated model (utility section)"
+        _, task, metric = (name.split("/", 2) + ["", ""])[:3]
+        return f"lm-evaluation-harness task {task}, metric {metric}, on the same weights"
     return "no registered definition (recorded by an importer or an older version)"
 
 
