@@ -182,6 +182,30 @@ class UtilityConfig:
 
 
 @dataclass(frozen=True)
+class ProbeSettings:
+    """Settings of the robustness probes (``probe_settings:``; see unlearn_bench.probes)."""
+
+    relearn_lr: float = 1e-5
+    """Relearning learning rate (AdamW, as the finetune stage)."""
+    relearn_batch_size: int = 4
+    """Relearning batch size; the steps come from the probe name (``relearn-20``)."""
+    temperature: float = 1.0
+    """Leak@k sampling temperature."""
+    top_p: float = 1.0
+    """Leak@k nucleus sampling threshold."""
+    leak_k: list[int] | None = None
+    """Leak@k's k values; None: 1, 2, 4, ... up to the probe's n."""
+    quantize_exclude: list[str] = field(default_factory=lambda: ["lm_head"])
+    """Module name patterns the quantizer leaves in full precision (the tied output head)."""
+
+    def __post_init__(self) -> None:
+        if self.relearn_lr <= 0 or self.relearn_batch_size < 1:
+            raise UnlearnBenchError("probe_settings: relearn_lr must be > 0, batch size >= 1")
+        if self.temperature <= 0 or not 0.0 < self.top_p <= 1.0:
+            raise UnlearnBenchError("probe_settings: temperature must be > 0, top_p in (0, 1]")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs; ``runner.run_protocol`` turns it into run records."""
 
@@ -202,6 +226,8 @@ class RunConfig:
     vllm: VLLMConfig = field(default_factory=VLLMConfig)  # used by backends vllm and auto
     reference: str | None = None  # a finished retain run dir, when retain_model is false
     utility: UtilityConfig | None = None  # lm-eval tasks on every evaluated model
+    probes: list[str] = field(default_factory=list)  # e.g. [relearn-20, int4, prefix, leak-8]
+    probe_settings: ProbeSettings = field(default_factory=ProbeSettings)
     cache: bool = True
     trust_remote_code: bool = False
 

@@ -93,6 +93,10 @@ def plan(config: RunConfig) -> Plan:
         from unlearn_bench.utility.lm_eval_bridge import check
 
         check(config.utility)
+    if config.probes:  # unknown probe, bad split, bit width, k > n: refused before training
+        from unlearn_bench.probes.driver import prepare
+
+        prepare(config, config.probes)
     group_id = config.run_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     group_dir = Path(config.runs_dir) / group_id
     if (group_dir / "GROUP.json").is_file() and json.loads(
@@ -110,6 +114,9 @@ def _fingerprint(config: RunConfig, subject: Subject) -> str:
         payload.pop(volatile, None)
     if payload.get("utility") is None:
         payload.pop("utility", None)  # runs without lm-eval tasks keep their old fingerprints
+    # Probes add records beside the group's; they never change the group's own records.
+    payload.pop("probes", None)
+    payload.pop("probe_settings", None)
     payload["subject"] = [subject.label, subject.role]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
         :16

@@ -76,6 +76,33 @@ class EvalSetSpec:
 
 
 @dataclass(frozen=True)
+class RelearnSplitSpec:
+    """Which forget items a relearning probe trains on and which it evaluates (slices)."""
+
+    train: str
+    """Items relearned, as ``split[start:stop]`` (e.g. ``forget[:4]``)."""
+    evaluate: str
+    """Items evaluated after relearning, as ``split[start:stop]``; must not overlap ``train``."""
+
+
+@dataclass(frozen=True)
+class ProbesSpec:
+    """How robustness probes (unlearn_bench.probes) apply to this task; all fields optional."""
+
+    metric: str | None = None
+    """Headline forget metric of the robustness table (an eval-set metric, higher = more leak)."""
+    leak_metric: str | None = None
+    """Per-generation leak score for Leak@k (a generation metric, e.g. rouge_l_recall)."""
+    eval_sets: list[str] | None = None
+    """Eval sets a probe evaluates; None: every set on the forget split."""
+    paraphrase_field: str | None = None
+    """Record field holding the paraphrased question (TOFU: paraphrased_question)."""
+    prefix: str = "Sure, here is the answer:"
+    """Assistant prefix written before the answer by the ``prefix`` probe."""
+    relearn: RelearnSplitSpec | None = None
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     version: int
@@ -90,6 +117,7 @@ class TaskSpec:
     derived: list[str] = field(default_factory=list)
     # Post-generation scorers (judges, reference models) by slot name; see unlearn_bench.judges.
     scorers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probes: ProbesSpec = field(default_factory=ProbesSpec)
     path: str = ""
 
     def fingerprint(self) -> str:
@@ -97,6 +125,9 @@ class TaskSpec:
         payload = dataclasses.asdict(self)
         payload.pop("path", None)
         payload.pop("description", None)
+        # Probes change neither the data nor the ordinary scores (each probe record names its
+        # own settings), so declaring them keeps a task's checkpoints and cached responses.
+        payload.pop("probes", None)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -153,6 +153,10 @@ class HFBackend:
             }
         return self._identity
 
+    def note_transform(self, info: dict[str, Any]) -> None:
+        """Record a change made to the loaded weights (a probe's quantization) in identity()."""
+        self._identity = {**self.identity(), "transform": info}
+
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
         if self.processor is not None:
             return hf_vision.render_chat(self.processor, messages, add_generation_prompt)

@@ -5,6 +5,7 @@
 - ``cli.reference``: reference import | export
 - ``cli.results``: leaderboard | compare | regress | compare-runs | sweep
 - ``cli.view``: view
+- ``cli.probe``: probe
 
 Heavy libraries are imported inside the commands that need them, so ``--help`` and ``ls``
 start fast. Any UnlearnBenchError is printed as one line and exits with status 2.
@@ -15,10 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unlearn_bench.cli import catalog, reference, results, run, view
+from unlearn_bench.cli import catalog, probe, reference, results, run, view
 from unlearn_bench.errors import UnlearnBenchError
 
-FAMILIES = (run, catalog, reference, results, view)
+FAMILIES = (run, catalog, reference, results, view, probe)
 
 
 def build_parser() -> argparse.ArgumentParser:

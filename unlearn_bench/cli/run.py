@@ -35,6 +35,8 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         overrides["finetune"] = None
     if getattr(args, "no_cache", False):
         overrides["cache"] = False
+    if getattr(args, "probes", None):
+        overrides["probes"] = list(args.probes)
     if getattr(args, "limit", None) is not None:
         overrides["eval"] = {"limit": args.limit}
     if args.config:
@@ -62,7 +64,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nRun records: {group_dir}")
     print("\nSeconds per stage:\n" + stage_seconds_table(seconds))
     print(to_markdown(rows_from_records(records)))
+    if config.probes:
+        from unlearn_bench.leaderboard.robustness import write_robustness
+        from unlearn_bench.probes.driver import probe_group
+
+        print("==> probes " + ", ".join(config.probes), flush=True)
+        probe_group(group_dir, config.probes, config, echo=lambda m: print(m, flush=True))
     written = write_leaderboards(Path(config.runs_dir), Path(config.leaderboards_dir))
+    if config.probes:
+        written += write_robustness(Path(config.runs_dir), Path(config.leaderboards_dir))
     print("Leaderboards written: " + ", ".join(str(p) for p in written))
     return 0
 
@@ -142,6 +152,8 @@ def add_commands(sub: Any) -> None:
         "--method", dest="methods", action="append", help="unlearning method (repeatable)"
     )
     p.add_argument("--no-finetune", action="store_true", help="unlearn the model as given")
+    p.add_argument("--probe", dest="probes", action="append",
+                   help="robustness probe after the run (repeatable): relearn-20, int4 ...")  # fmt: skip
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("eval", help="evaluate one model on a task, no unlearning")
     _add_run_flags(p)

@@ -84,6 +84,13 @@ INDEX: dict[str, dict[str, str]] = {
         "utility_reward": "unlearn_bench.metrics.llmu:utility_reward",
         "verbmem_f": "unlearn_bench.metrics.muse:verbmem_f",
     },
+    "probe": {
+        "int": "unlearn_bench.probes.quantize:Quantize",
+        "leak": "unlearn_bench.probes.leak:Leak",
+        "paraphrase": "unlearn_bench.probes.paraphrase:Paraphrase",
+        "prefix": "unlearn_bench.probes.prefix:Prefix",
+        "relearn": "unlearn_bench.probes.relearn:Relearn",
+    },
     "scorer": {
         "bleurt": "unlearn_bench.judges.similarity:BleurtSimilarity",
         "classifier": "unlearn_bench.judges.classifier:ModerationClassifier",
