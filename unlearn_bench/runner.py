@@ -93,10 +93,6 @@ def plan(config: RunConfig) -> Plan:
         from unlearn_bench.utility.lm_eval_bridge import check
 
         check(config.utility)
-    if config.probes:  # unknown probe, bad split, bit width, k > n: refused before training
-        from unlearn_bench.probes.driver import prepare
-
-        prepare(config, config.probes)
     group_id = config.run_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     group_dir = Path(config.runs_dir) / group_id
     if (group_dir / "GROUP.json").is_file() and json.loads(

@@ -17,7 +17,7 @@ PACKAGE_DIR = Path(unlearn_bench.__file__).parent
 #: units or lower ones, never a higher one. Keys are top-level modules or folders.
 LAYERS: list[tuple[str, ...]] = [
     ("__main__", "cli"),
-    ("protocols", "viewer"),
+    ("protocols", "viewer", "probes"),
     ("runner",),
     ("references",),
     ("train", "evaluate", "scoring", "leaderboard", "utility"),

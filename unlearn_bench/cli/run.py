@@ -58,6 +58,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearn_bench.train.distributed import is_main_process
 
     config = _config_from_args(args)
+    if config.probes:  # unknown probe, bad split, bit width, k > n: refused before training
+        from unlearn_bench.probes.driver import prepare
+
+        prepare(config, config.probes)
     group_dir, records, seconds = run_protocol(config, echo=lambda m: print(m, flush=True))
     if not is_main_process():
         return 0  # under a multi-process launch only the main process reports and writes
@@ -152,8 +156,10 @@ def add_commands(sub: Any) -> None:
         "--method", dest="methods", action="append", help="unlearning method (repeatable)"
     )
     p.add_argument("--no-finetune", action="store_true", help="unlearn the model as given")
-    p.add_argument("--probe", dest="probes", action="append",
-                   help="robustness probe after the run (repeatable): relearn-20, int4 ...")  # fmt: skip
+    p.add_argument(
+        "--probe", dest="probes", action="append",
+        help="robustness probe after the run (repeatable): relearn-20, int4 ...",
+    )  # fmt: skip
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("eval", help="evaluate one model on a task, no unlearning")
     _add_run_flags(p)

@@ -89,9 +89,7 @@ def probe_one(
     fingerprint = hashlib.sha256(
         json.dumps([header.get("fingerprint"), describe], sort_keys=True).encode()
     ).hexdigest()[:16]
-    fields = {
-        key: header.get(key) for key in ("group", "role", "method", "task", "config", "seed")
-    }
+    fields = {key: header.get(key) for key in ("group", "role", "method", "task", "config", "seed")}
     fields |= {"label": label, "fingerprint": fingerprint, "probe": describe}
     record = RunRecord.open_or_create(root, f"{header.get('group')}/{label}", fields)
     start = time.perf_counter()

@@ -33,7 +33,7 @@ def expected_max_at_k(scores: list[float], k: int) -> float:
 
 
 def ks_for(n: int) -> list[int]:
-    """k = 1, 2, 4, ... up to n, and n itself."""
+    """The reported k values: 1, 2, 4, ... up to n, and n itself."""
     ks = [1 << i for i in range(n.bit_length()) if (1 << i) <= n]
     return ks if ks[-1] == n else [*ks, n]
 
@@ -103,7 +103,7 @@ class Leak(Probe):
 def sample_generations(
     ctx: ProbeContext, backend: Backend, sets: dict[str, list[Record]], n: int
 ) -> list[Record]:
-    """n generations per record, each scored with the leak metric (``scores.leak``)."""
+    """Draw n generations per record, each scored with the leak metric (``scores.leak``)."""
     from unlearn_bench.backends.base import GenerateRequest
     from unlearn_bench.metrics import METRICS
     from unlearn_bench.prompts import format_prompt
