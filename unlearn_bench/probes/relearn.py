@@ -92,16 +92,17 @@ class Relearn(Probe):
     def model_path(self, ctx: ProbeContext, model_path: str) -> str:
         """Finetune ``model_path`` for K steps on the relearn items (a cached checkpoint)."""
         from unlearn_bench.config import FinetuneConfig
-        from unlearn_bench.runner import _model_hash
-        from unlearn_bench.train.stages import finetune
+        from unlearn_bench.runner import model_hash
+        from unlearn_bench.train.stages import StageInputs, finetune
 
         train, _, _ = self._split(ctx)
         s = ctx.settings
         cfg = FinetuneConfig(
             epochs=1.0, lr=s.relearn_lr, batch_size=s.relearn_batch_size, max_steps=self.arg
         )
-        ckpt = finetune(
-            model_path, _model_hash(model_path), ctx.spec, train, "relearn", cfg,
-            ctx.config.seed, ctx.config.trust_remote_code,
+        inputs = StageInputs(
+            start=model_path, start_hash=model_hash(model_path), spec=ctx.spec,
+            splits={"relearn": train}, seed=ctx.config.seed,
+            trust_remote_code=ctx.config.trust_remote_code,
         )  # fmt: skip
-        return str(ckpt.path)
+        return str(finetune(inputs, "relearn", cfg).path)
