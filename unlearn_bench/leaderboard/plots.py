@@ -119,7 +119,8 @@ def protocol_curves(rows: list[Row], name: str) -> dict[str, dict[str, list]]:
     return curves
 
 
-def _figure(panels: int) -> tuple[Any, list[Any]]:
+def new_figure(panels: int) -> tuple[Any, list[Any]]:
+    """A figure with ``panels`` axes in a grid (matplotlib's object API, no pyplot state)."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -133,7 +134,8 @@ def _figure(panels: int) -> tuple[Any, list[Any]]:
     return fig, axes
 
 
-def _save(fig: Any, base: Path) -> list[Path]:
+def save_figure(fig: Any, base: Path) -> list[Path]:
+    """Write ``base``.png and a byte-stable ``base``.svg."""
     import matplotlib
 
     paths = [base.parent / f"{base.name}.png", base.parent / f"{base.name}.svg"]
@@ -149,7 +151,7 @@ def draw_tradeoff(task: str, rows: list[Row], base: Path) -> list[Path]:
     shown = [p for p in points if p["y"] > 0]
     if not shown:
         return []
-    fig, (ax,) = _figure(1)
+    fig, (ax,) = new_figure(1)
     refs = {"target": ("*", "black"), "retain": ("s", "dimgray")}
     methods = sorted({p["label"] for p in shown if p["role"] not in refs})
     colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
@@ -171,7 +173,7 @@ def draw_tradeoff(task: str, rows: list[Row], base: Path) -> list[Path]:
     ax.set_title(f"{task}: forget quality vs {x_name}{note}", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, base)
+    return save_figure(fig, base)
 
 
 def draw_dynamics(task: str, series: dict[str, dict[str, list]], base: Path) -> list[Path]:
@@ -179,7 +181,7 @@ def draw_dynamics(task: str, series: dict[str, dict[str, list]], base: Path) -> 
     if not keys:
         return []
     keys = keys[:MAX_PANELS]
-    fig, axes = _figure(len(keys))
+    fig, axes = new_figure(len(keys))
     # Few runs: one legend entry each. Many: one colour and one entry per method, so the
     # legend stays readable however large the sweep.
     per_run = len(series) <= MAX_LEGEND
@@ -202,7 +204,7 @@ def draw_dynamics(task: str, series: dict[str, dict[str, list]], base: Path) -> 
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{task}: unlearning dynamics (training logs)")
-    return _save(fig, base)
+    return save_figure(fig, base)
 
 
 def draw_protocol(task: str, name: str, rows: list[Row], base: Path) -> list[Path]:
@@ -211,7 +213,7 @@ def draw_protocol(task: str, name: str, rows: list[Row], base: Path) -> list[Pat
     if not metrics:
         return []
     refs = [r for r in rows if r.role in ("target", "retain") and not r.protocol]
-    fig, axes = _figure(len(metrics))
+    fig, axes = new_figure(len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
         for line, points in sorted(curves[metric].items()):
             xs, ys = zip(*points, strict=True)
@@ -229,7 +231,7 @@ def draw_protocol(task: str, name: str, rows: list[Row], base: Path) -> list[Pat
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{task}: MUSE {name}")
-    return _save(fig, base)
+    return save_figure(fig, base)
 
 
 def write_plots(records: list[RunRecord], out_dir: Path, task: str | None = None) -> list[Path]:

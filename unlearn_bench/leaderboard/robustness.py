@@ -144,12 +144,12 @@ def probe_curves(records: list[RunRecord], task: str) -> dict[str, dict[str, dic
 
 def draw_probe_curves(task: str, records: list[RunRecord], base: Path) -> list[Path]:
     """Forget metric vs relearning steps and Leak@k vs k, one panel each (when present)."""
-    from unlearn_bench.leaderboard.plots import _figure, _save
+    from unlearn_bench.leaderboard.plots import new_figure, save_figure
 
     curves = probe_curves(records, task)
     if not curves:
         return []
-    fig, axes = _figure(len(curves))
+    fig, axes = new_figure(len(curves))
     titles = {"relearn": ("relearning steps", "forget metric"), "leak": ("k", "Leak@k")}
     for ax, (kind, lines) in zip(axes, sorted(curves.items()), strict=True):
         for label, line in sorted(lines.items()):
@@ -160,4 +160,4 @@ def draw_probe_curves(task: str, records: list[RunRecord], base: Path) -> list[P
             ax.set_xscale("log", base=2)
         ax.set_title(f"{task}: {kind}")
         ax.legend(fontsize=7)
-    return _save(fig, base)
+    return save_figure(fig, base)
