@@ -182,3 +182,25 @@ def test_bad_probe_input_fails_before_any_work(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+def test_regress_guards_a_probe_recovery(tiny_model_dir, tmp_path, capsys):
+    # A task whose probe metric is the forget probability (defined on a random tiny model).
+    base = Path(__file__).resolve().parents[2] / "tasks/synthetic_people/synthetic_people.yaml"
+    task = tmp_path / "prob.yaml"
+    task.write_text(f"include: {base}\nname: prob\nprobes: {{metric: probability}}\n")
+    config = _config(tiny_model_dir, tmp_path, ["prefix"], task=str(task))
+    assert main(["run", "--config", _write(config, tmp_path)]) == 0
+    runs, baseline = str(tmp_path / "runs"), tmp_path / "baseline.yaml"
+    assert main(["regress", "--runs-dir", runs, "--write-baseline", str(baseline)]) == 0
+    data = yaml.safe_load(baseline.read_text())
+    (rid,) = [r for r in data["rows"] if "grad_ascent@prefix" in r]
+    entry = data["rows"][rid]["forget/recovery_probability"]
+    assert entry["better"] == "lower" and entry["value"] is not None
+    assert main(["regress", "--runs-dir", runs, "--baseline", str(baseline)]) == 0
+    # A reviewer's bound below the current recovery: the check fails on that metric.
+    entry["value"] -= 0.5
+    baseline.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["regress", "--runs-dir", runs, "--baseline", str(baseline)]) == 1
+    assert "recovery_probability" in capsys.readouterr().out

@@ -26,6 +26,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     )
     if not written:
         raise UnlearnBenchError(f"no finished runs under {args.runs_dir}")
+    from unlearn_bench.leaderboard.robustness import write_robustness
+
+    written += write_robustness(Path(args.runs_dir), Path(args.out))  # groups with probe runs
     for path in written:
         print(path)
     return 0
