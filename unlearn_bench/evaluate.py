@@ -102,6 +102,11 @@ def check_task(spec: TaskSpec, where: str) -> None:
                 )
     for name in spec.derived:
         DERIVED_METRICS.get(name)
+    for name in filter(None, (spec.probes.metric, spec.probes.leak_metric)):
+        METRICS.get(name)  # robustness probes' metrics (unlearn_bench.probes)
+    unknown = [n for n in spec.probes.eval_sets or [] if n not in spec.evaluation]
+    if unknown:
+        raise UnlearnBenchError(f"{where}: probes.eval_sets names unknown eval set {unknown[0]!r}")
     check_scorers(spec, where)  # also: a metric needing a scorer slot the task leaves empty
 
 

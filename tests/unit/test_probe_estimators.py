@@ -90,3 +90,20 @@ def test_recovery_by_hand_on_matching_items():
     assert out["forget/recovery_rouge_l_recall"]["n"] == 2
     no_gap = recovery_entries("rouge_l_recall", "rouge_l_recall", after, before, before[:2])
     assert no_gap["forget/recovery_rouge_l_recall"]["value"] is None
+
+
+def test_task_file_probe_section_is_checked(tmp_path):
+    from pathlib import Path
+
+    from unlearn_bench.evaluate import parse_task
+
+    base = Path(__file__).resolve().parents[2] / "tasks/synthetic_people/synthetic_people.yaml"
+    for body, message in [
+        ("probes: {eval_sets: [nope]}", "unknown eval set 'nope'"),
+        ("probes: {metric: no_such_metric}", "unknown metric 'no_such_metric'"),
+        ("probes: {relearn: {steps: 3}}", "unknown key 'steps'"),
+    ]:
+        task = tmp_path / "t.yaml"
+        task.write_text(f"include: {base}\nname: t\n{body}\n")
+        with pytest.raises(UnlearnBenchError, match=message):
+            parse_task(task)

@@ -59,8 +59,15 @@ class Leak(Probe):
         name = ctx.spec.probes.leak_metric
         if not name:
             raise UnlearnBenchError(f"task {ctx.spec.name}: probe leak needs probes.leak_metric")
-        if "generation" not in METRICS.get(name).needs:
+        needs = METRICS.get(name).needs
+        if "generation" not in needs:
             raise UnlearnBenchError(f"probes.leak_metric {name!r} does not score a generation")
+        if needs - {"generation"}:
+            # Judges and reference prefixes are computed per greedy generation, not per sample.
+            raise UnlearnBenchError(
+                f"probes.leak_metric {name!r} needs {sorted(needs - {'generation'})}: Leak@k "
+                "supports metrics of the generation alone"
+            )
         if not self.arg or self.arg < 1:
             raise UnlearnBenchError("probe leak needs n >= 1 samples, e.g. leak-8")
         for k in ctx.settings.leak_k or []:
