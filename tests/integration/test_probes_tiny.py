@@ -78,6 +78,14 @@ def test_every_probe_end_to_end(tiny_model_dir, tmp_path, isolated_cache):
     assert prefixed["forget/recovery_rouge_l_recall"]["higher_is_better"] is False
     table = (tmp_path / "lb" / "synthetic_people.robustness.md").read_text()
     assert "| grad_ascent |" in table and "relearn-2: recovery" in table
+    from unlearn_bench.leaderboard.robustness import probe_curves
+    from unlearn_bench.runs import find_runs
+
+    curves = probe_curves(find_runs(tmp_path / "runs"), "synthetic_people")
+    assert curves["relearn"]["grad_ascent"]["x"] == [0, 2]  # before, after 2 steps
+    assert curves["leak"]["grad_ascent"]["x"] == [1, 2, 4]
+    assert curves["leak"]["grad_ascent"]["y"][0] == pytest.approx(by_hand_1)
+    assert (tmp_path / "lb" / "synthetic_people.probes.png").is_file()
     # A finished group is probed again from the command line: finished probes are kept.
     assert main(["probe", str(group), "--probe", "prefix",
                  "--leaderboards-dir", str(tmp_path / "lb")]) == 0  # fmt: skip
