@@ -26,7 +26,7 @@ from unlearn_bench.metrics.views import RunView
 from unlearn_bench.runs import RunRecord, git_commit, results_fingerprint
 from unlearn_bench.scoring import finalize_results
 from unlearn_bench.tasks import TaskSpec, find_task, load_task_data
-from unlearn_bench.train.distributed import is_main_process, main_process_first
+from unlearn_bench.train.distributed import is_main_process, main_process_first, world_size
 
 Echo = Callable[[str], None]
 
@@ -160,6 +160,7 @@ def make_backend(config: RunConfig, model_path: str) -> Any:
 def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
     """Collect observations and per-set scores for one model (skipped when already done)."""
     from unlearn_bench.evaluate import SCORED_TOKENS, collect_observations, score_samples
+    from unlearn_bench.train.cost import eval_stage_cost
 
     record = subject.record
     assert record is not None
@@ -188,7 +189,11 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
         if utility is not None:
             record.update_header(utility_results=utility)
         record.mark_stage(
-            "evaluate", time.perf_counter() - start, backend_stats=stats, cache_hits=hits
+            "evaluate",
+            time.perf_counter() - start,
+            backend_stats=stats,
+            cache_hits=hits,
+            cost=eval_stage_cost(subject.model_path, time.perf_counter() - start),
         )
 
 
@@ -248,19 +253,31 @@ def train_subjects(p: Plan, timer: Timer) -> list[Subject]:
     else:
         with timer.stage("finetune target on " + p.spec.splits.full):
             ckpt = finetune(inputs, p.spec.splits.full, config.finetune)
-        target = Subject("target", "target", str(ckpt.path), info={"cached": ckpt.cached})
+        target = Subject("target", "target", str(ckpt.path), info=_train_info(ckpt, config))
         if config.retain_model:
             with timer.stage("finetune retain on " + p.spec.splits.retain):
                 ckpt = finetune(inputs, p.spec.splits.retain, config.finetune)
             subjects.append(
-                Subject("retain", "retain", str(ckpt.path), info={"cached": ckpt.cached})
+                Subject("retain", "retain", str(ckpt.path), info=_train_info(ckpt, config))
             )
     subjects.insert(0, target)
     return subjects
 
 
+def _train_info(ckpt: Any, config: RunConfig) -> dict[str, Any]:
+    """A finetuned subject's stage info: whether it was cached, and what the stage cost."""
+    from unlearn_bench.train.cost import train_stage_cost
+
+    ft = config.finetune
+    assert ft is not None
+    cost = train_stage_cost(ckpt.path, ft.trainable, ft.lora is not None, world_size())
+    return {"cached": ckpt.cached, "cost": cost}
+
+
 def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
+    """Run every configured unlearning method from the target; one subject each."""
     from unlearn_bench.methods import build_method
+    from unlearn_bench.train.cost import train_stage_cost
     from unlearn_bench.train.stages import trainable_pattern, unlearn
 
     out: list[Subject] = []
@@ -283,6 +300,9 @@ def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
         method_cls, method_config = build_method(ucfg.method, ucfg.args)
         subject.info["method_config"] = dataclasses.asdict(method_config)
         subject.info["trainable"] = trainable_pattern(ucfg, method_cls, method_config) or "all"
+        subject.info["cost"] = train_stage_cost(
+            ckpt.path, subject.info["trainable"], ucfg.lora is not None, world_size()
+        )
         out.append(subject)
     return out
 

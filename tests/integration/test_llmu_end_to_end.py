@@ -138,3 +138,28 @@ def test_finetuned_original_is_found_for_similarity(tiny_model_dir, tmp_path):
     original = target["scorer:similarity"]["original_model"]
     assert unlearned["scorer:similarity"]["original_model"] == original
     assert "finetune-" in original  # the finetuned target, not the base model
+
+
+def test_every_stage_has_a_cost_and_the_cost_command_prints_it(finished_run, capsys):
+    tmp_path, records = finished_run
+    for record in records[1:]:  # the unlearned models (the target is the untouched base)
+        header = record.header
+        cost = header["stage_info"]["cost"]
+        log = [json.loads(x) for x in (record.root / "train_log.jsonl").read_text().splitlines()]
+        assert cost["steps"] == 2 == len(log)
+        assert cost["forward_tokens"] == sum(r["tokens"] for r in log) > 0
+        assert cost["flops"] == 6 * cost["n_total"] * cost["forward_tokens"]
+        assert header["stages"]["evaluate"]["cost"]["wall_s"] > 0
+    assert main(["cost", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["run", "stage", "wall_s"]
+    assert sorted(tuple(line.split()[:2]) for line in out[1:-1]) == sorted(
+        [
+            ("target", "evaluate"),
+            *[
+                (m, s)
+                for m in ("finetune_normal", "grad_ascent", "ga_mismatch")
+                for s in ("unlearn", "evaluate")
+            ],
+        ]
+    )

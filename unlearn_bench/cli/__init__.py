@@ -6,6 +6,7 @@
 - ``cli.results``: leaderboard | compare | regress | compare-runs | sweep
 - ``cli.view``: view
 - ``cli.probe``: probe
+- ``cli.cost``: cost
 
 Heavy libraries are imported inside the commands that need them, so ``--help`` and ``ls``
 start fast. Any UnlearnBenchError is printed as one line and exits with status 2.
@@ -16,10 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unlearn_bench.cli import catalog, probe, reference, results, run, view
+from unlearn_bench.cli import catalog, cost, probe, reference, results, run, view
 from unlearn_bench.errors import UnlearnBenchError
 
-FAMILIES = (run, catalog, reference, results, view, probe)
+FAMILIES = (run, catalog, reference, results, view, probe, cost)
 
 
 def build_parser() -> argparse.ArgumentParser:

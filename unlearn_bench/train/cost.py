@@ -1,0 +1,127 @@
+"""What a stage cost: wall seconds, tokens, a FLOP estimate, peak memory, device, processes.
+
+FLOP estimate (the usual dense-transformer approximation, attention scores left out):
+
+- training: ``(4 * N_total + 2 * N_trained) * tokens``. A forward pass costs 2 FLOPs per
+  parameter per token; the backward pass costs 2 more for the activation gradients through every
+  layer and 2 more for the weight gradients of the trained parameters only. With every parameter
+  trained this is the familiar ``6 * N * tokens``. With LoRA, N_total is the merged model's
+  parameters and N_trained the adapters' (not known from the merged checkpoint, so the estimate
+  is withheld with that reason rather than guessed).
+- inference (evaluation): ``2 * N_total * tokens``.
+
+``tokens`` are the non-pad tokens of every micro-batch of the trained model (the ``tokens``
+column of ``train_log.jsonl``); a frozen reference model's extra forward passes (NPO, KL
+retain terms) are not counted. :func:`measured_step_flops` counts one step with
+``torch.utils.flop_counter.FlopCounterMode`` so the formula's error is known.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+FORMULA = "train: (4*N_total + 2*N_trained)*tokens (= 6*N*tokens, all trained); eval: 2*N*tokens"
+
+
+def train_flops(n_total: int, n_trained: int, tokens: int) -> int:
+    """Estimated FLOPs of training ``tokens`` tokens (forward + backward)."""
+    return (4 * n_total + 2 * n_trained) * tokens
+
+
+def inference_flops(n_total: int, tokens: int) -> int:
+    """Estimated FLOPs of ``tokens`` tokens through a forward pass."""
+    return 2 * n_total * tokens
+
+
+def safetensors_shapes(model_dir: Path) -> dict[str, int]:
+    """Parameter name -> element count, read from the safetensors headers (no weights loaded)."""
+    counts: dict[str, int] = {}
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        with path.open("rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+        for name, meta in header.items():
+            if name != "__metadata__":
+                n = 1
+                for dim in meta["shape"]:
+                    n *= int(dim)
+                counts[name] = n
+    return counts
+
+
+def parameter_counts(model_dir: Path, trainable: str | None) -> tuple[int, int]:
+    """(N_total, N_trained) of a saved model; ``trainable`` is a name regex, None or "all"."""
+    counts = safetensors_shapes(model_dir)
+    total = sum(counts.values())
+    if trainable in (None, "all"):
+        return total, total
+    regex = re.compile(trainable)
+    return total, sum(n for name, n in counts.items() if regex.search(name))
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _device_memory() -> tuple[str, int | None]:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(), int(torch.cuda.max_memory_allocated())
+    return "cpu", None
+
+
+def train_stage_cost(
+    model_dir: Path, trainable: str | None, lora: bool, processes: int
+) -> dict[str, Any]:
+    """The cost record of a finished finetune or unlearn stage, from its checkpoint folder.
+
+    Wall seconds and tokens come from the stage's own ``train_log.jsonl``, so a stage served
+    from the cache reports what it cost when it ran. Peak memory is this process's so far.
+    """
+    log = model_dir / "train_log.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    tokens = sum(int(r.get("tokens", 0)) for r in rows)
+    n_total, n_trained = parameter_counts(model_dir, trainable)
+    device, gpu_peak = _device_memory()
+    cost: dict[str, Any] = {
+        "wall_s": float(rows[-1]["elapsed_s"]) if rows else 0.0, "steps": len(rows),
+        "forward_tokens": tokens, "backward_tokens": tokens, "n_total": n_total,
+        "n_trained": None if lora else n_trained, "formula": FORMULA,
+        "flops": None if lora else train_flops(n_total, n_trained, tokens),
+        "peak_rss_bytes": peak_rss_bytes(), "gpu_peak_bytes": gpu_peak, "device": device,
+        "processes": processes,
+    }  # fmt: skip
+    if lora:
+        cost["flops_withheld"] = "LoRA: the adapters' parameter count is not in the merged model"
+    return cost
+
+
+def eval_stage_cost(model_dir: str, wall_s: float) -> dict[str, Any]:
+    """The cost record of an evaluate stage; FLOPs withheld: backends do not count tokens yet."""
+    counts = safetensors_shapes(Path(model_dir)) if Path(model_dir).is_dir() else {}
+    device, gpu_peak = _device_memory()
+    return {
+        "wall_s": round(wall_s, 3), "n_total": sum(counts.values()) or None, "flops": None,
+        "flops_withheld": "the evaluation backends do not count prompt and generated tokens",
+        "peak_rss_bytes": peak_rss_bytes(), "gpu_peak_bytes": gpu_peak, "device": device,
+        "processes": 1,
+    }  # fmt: skip
+
+
+def measured_step_flops(model: Any, input_ids: Any, attention_mask: Any) -> int:
+    """FLOPs of one forward + backward pass as counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, labels=input_ids)
+        out.loss.backward()
+    return int(counter.get_total_flops())
