@@ -163,3 +163,24 @@ def test_every_stage_has_a_cost_and_the_cost_command_prints_it(finished_run, cap
             ],
         ]
     )
+
+
+def test_leaderboard_cost_columns(finished_run):
+    tmp_path, records = finished_run
+    out = tmp_path / "lb-cost"
+    assert main(["leaderboard", "--runs-dir", str(tmp_path / "runs"), "--out", str(out),
+                 "--formats", "json,md", "--cost"]) == 0  # fmt: skip
+    rows = {
+        r["method"]: r["metrics"] for r in json.loads((out / "llmu_tiny.json").read_text())["rows"]
+    }
+    for record in records[1:]:
+        cost = record.header["stage_info"]["cost"]
+        cells = rows[record.header["label"]]
+        assert cells["train_flops"]["value"] == cost["flops"]
+        assert cells["train_wall_s"]["value"] == cost["wall_s"]
+    assert "train_flops" not in rows["target"]  # the untrained base model has no stage cost
+    assert "train_flops" in (out / "llmu_tiny.md").read_text()
+    plain = tmp_path / "lb-plain"
+    assert main(["leaderboard", "--runs-dir", str(tmp_path / "runs"), "--out", str(plain),
+                 "--formats", "md"]) == 0  # fmt: skip
+    assert "train_flops" not in (plain / "llmu_tiny.md").read_text()

@@ -22,7 +22,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if bad:
         raise UnlearnBenchError(f"unknown format {bad[0]!r}; known: {', '.join(FORMATS)}")
     written = write_leaderboards(
-        Path(args.runs_dir), Path(args.out), args.task, formats=formats, plots=args.plots
+        Path(args.runs_dir),
+        Path(args.out),
+        args.task,
+        formats=formats,
+        plots=args.plots,
+        cost=args.cost,
     )
     if not written:
         raise UnlearnBenchError(f"no finished runs under {args.runs_dir}")
@@ -128,6 +133,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--task")
     p.add_argument("--formats", default="md,csv,html,tex,json", help="comma-separated")
     p.add_argument("--plots", action="store_true", help="also write PNG+SVG figures")
+    p.add_argument(
+        "--cost",
+        action="store_true",
+        help="add train_wall_s / train_flops columns (the stage that made each model)",
+    )
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("compare", help="our runs beside a published table (no TABLE: list them)")

@@ -61,15 +61,21 @@ def write_leaderboards(
     task: str | None = None,
     formats: tuple[str, ...] = FORMATS,
     plots: bool = False,
+    cost: bool = False,
 ) -> list[Path]:
     """Regenerate ``out_dir/<task>.<fmt>`` from every finished run under ``runs_dir``.
 
-    With ``plots`` the figures of ``leaderboard.plots`` are written next to the tables.
+    With ``plots`` the figures of ``leaderboard.plots`` are written next to the tables; with
+    ``cost`` each row also shows its training stage's wall seconds and FLOPs.
     """
     records = find_runs(runs_dir)
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, task_rows in rows_by_task(records, task).items():
+        if cost:
+            from unlearn_bench.leaderboard.cost_columns import add_cost_cells
+
+            add_cost_cells(task_rows, records)
         for fmt in formats:
             path = out_dir / f"{name}.{fmt}"
             atomic_write_text(path, render(name, task_rows, fmt))
