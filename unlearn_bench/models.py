@@ -13,6 +13,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.paths import atomic_write_json, cache_dir
@@ -124,12 +125,36 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def _stat_stamp(path: Path) -> tuple[str, int, int, int, int, int]:
+    """What identifies one file's current content without reading it."""
+    st = path.stat()
+    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """sha256 over a tokenizer's vocabulary, merges, special tokens and chat template."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    parts = [
+        backend.to_str()
+        if backend is not None
+        else json.dumps(tokenizer.get_vocab(), sort_keys=True),
+        json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str),
+        str(getattr(tokenizer, "chat_template", None)),
+        type(tokenizer).__name__,
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
 def weights_hash(model_dir: Path) -> str:
-    """sha256 over the directory's weight files, memoised by (path, size, mtime)."""
+    """sha256 over the directory's weight files, memoised by each file's full stat stamp.
+
+    The memo key holds path, inode, size, mtime and ctime: a file swapped in (new inode) or
+    rewritten in place (new ctime, which no user call can set back) misses the memo and is hashed.
+    """
     files = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
     if not files:
         raise UnlearnBenchError(f"no weight files (*.safetensors, *.bin) in {model_dir}")
-    stamp = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    stamp = [_stat_stamp(f) for f in files]
     key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()
     memo = cache_dir() / "weights-hash" / f"{key}.txt"
     if memo.is_file():

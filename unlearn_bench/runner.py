@@ -182,6 +182,8 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
             identity = backend.identity()
             stats = dataclasses.asdict(backend.stats)
             hits = getattr(backend, "hits", None)
+            # Entries that failed their checksum and were recomputed: said, never hidden.
+            dropped = getattr(backend, "dropped", None)
         finally:
             backend.close()
         record.write_samples(p.spec.name, [s for group in samples.values() for s in group])
@@ -194,7 +196,10 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
             backend_stats=stats,
             cache_hits=hits,
             cost=eval_stage_cost(subject.model_path, time.perf_counter() - start),
+            cache_dropped=dropped,
         )
+        if dropped:
+            print(f"{subject.label}: {dropped} corrupt cache entries dropped and recomputed")
 
 
 def _utility(p: Plan, subject: Subject, backend: Any) -> dict[str, Any] | None:

@@ -1,8 +1,12 @@
 """A content-addressed response cache in front of any backend.
 
-Keys hash (backend identity, request kind, request, generation parameters). The identity holds
-the weights' sha256 (or hub revision), so a shared cache can never return model A's answer for
-model B. Stored in SQLite under the user cache directory, never inside the package.
+Keys hash everything that determines an answer: the backend identity (the weights' content hash,
+the tokenizer and chat-template hash, dtype, engine and its version), the request kind, the
+request and its generation settings. Names never stand in for content: a name or path enters the
+key only when no weights hash exists, and then together with the revision, so two models sharing
+a name and revision cannot share answers. Each entry carries a sha256 over (key, value) that is
+verified on read; a bad entry is dropped, recomputed and counted. A cache file SQLite cannot read
+is moved aside and rebuilt. Stored under the user cache directory, never inside the package.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,48 +30,98 @@ from unlearn_bench.backends.base import (
 )
 from unlearn_bench.paths import cache_dir
 
-# Identity fields that do not change outputs and must not split the cache.
+# Identity fields that do not change outputs and must not split a content-addressed key.
 _IDENTITY_IGNORED = ("note", "model", "model_path")
+# Bumped when the stored layout changes; an older table is moved aside, never misread.
+_SCHEMA = "responses_v2"
 
 
 def cache_key(identity: dict[str, Any], kind: str, request: Any) -> str:
     """sha256 of the canonical JSON of (identity, kind, request)."""
     ident = {k: v for k, v in identity.items() if k not in _IDENTITY_IGNORED}
-    if not ident.get("weights_sha256") and not ident.get("revision"):
-        # Without a content hash or revision the path is all we have to tell models apart.
-        ident["model_path"] = identity.get("model_path") or identity.get("model")
-    payload = json.dumps([ident, kind, asdict(request)], sort_keys=True)
+    if not ident.get("weights_sha256"):
+        # No content hash: the name, path and revision are all we have, and all are kept
+        # (a revision such as "main" is shared by every hub model, so it never suffices alone).
+        ident["model"] = identity.get("model")
+        ident["model_path"] = identity.get("model_path")
+    payload = json.dumps([ident, kind, asdict(request)], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def entry_checksum(key: str, value: str) -> str:
+    """sha256 binding a stored value to its key: an edited or moved value fails it."""
+    return hashlib.sha256(f"{key}\0{value}".encode()).hexdigest()
+
+
 class ResponseCache:
-    """A tiny key-value store: one SQLite table, JSON values."""
+    """A tiny key-value store: one SQLite table of (key, JSON value, checksum)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "responses.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT)")
+        self.dropped = 0
+        self.rebuilt = False
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self._db = self._rebuild(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60)
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {_SCHEMA} "
+            "(key TEXT PRIMARY KEY, value TEXT NOT NULL, checksum TEXT NOT NULL)"
+        )
+        db.execute(f"SELECT count(*) FROM {_SCHEMA}").fetchone()
+        return db
+
+    def _rebuild(self, exc: Exception) -> sqlite3.Connection:
+        """Move an unreadable cache file aside (kept for inspection) and start an empty one."""
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        self.path.replace(aside)
+        print(
+            f"warning: response cache {self.path} unreadable ({exc}); moved to {aside} "
+            "and rebuilt empty",
+            file=sys.stderr,
+        )
+        self.rebuilt = True
+        return self._open()
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
+        """Verified values for the keys present; entries failing their checksum are dropped."""
         found: dict[str, Any] = {}
+        bad: list[str] = []
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk
+                f"SELECT key, value, checksum FROM {_SCHEMA} WHERE key IN ({marks})", chunk
             )
-            found.update({k: json.loads(v) for k, v in rows})
+            for key, value, checksum in rows:
+                if checksum != entry_checksum(key, value):
+                    bad.append(key)
+                    continue
+                try:
+                    found[key] = json.loads(value)
+                except ValueError:
+                    bad.append(key)
+        if bad:
+            with self._db:
+                self._db.executemany(f"DELETE FROM {_SCHEMA} WHERE key = ?", [(k,) for k in bad])
+            self.dropped += len(bad)
         return found
 
     def put_many(self, items: dict[str, Any]) -> None:
+        """Store values with their checksums (replacing any earlier entry of the key)."""
+        rows = []
+        for key, value in items.items():
+            text = json.dumps(value)
+            rows.append((key, text, entry_checksum(key, text)))
         with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?)",
-                [(k, json.dumps(v)) for k, v in items.items()],
-            )
+            self._db.executemany(f"INSERT OR REPLACE INTO {_SCHEMA} VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
+        """Close the SQLite connection."""
         self._db.close()
 
 
@@ -78,6 +134,11 @@ class CachedBackend:
         self.capabilities = inner.capabilities
         self.hits = 0
         self.misses = 0
+
+    @property
+    def dropped(self) -> int:
+        """Entries that failed their checksum and were recomputed in this session."""
+        return self.cache.dropped
 
     @property
     def stats(self) -> BackendStats:

@@ -29,7 +29,7 @@ from unlearn_bench.backends.base import (
     render_chat,
 )
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.models import ResolvedModel, resolve_model, weights_hash
+from unlearn_bench.models import ResolvedModel, resolve_model, tokenizer_hash, weights_hash
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -147,6 +147,8 @@ class HFBackend:
                 "model_path": self.resolved.load_path,
                 "revision": self.resolved.revision,
                 "weights_sha256": weights,
+                # The tokenizer and chat template shape every prompt: part of the answer.
+                "tokenizer_sha256": tokenizer_hash(self.tokenizer),
                 "dtype": str(self.dtype).replace("torch.", ""),
                 "max_length": self.max_length,
                 "note": self.resolved.note,

@@ -33,7 +33,7 @@ from unlearn_bench.backends.base import (
     render_chat,
 )
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.models import resolve_model, weights_hash
+from unlearn_bench.models import resolve_model, tokenizer_hash, weights_hash
 
 
 @BACKENDS.register("vllm")
@@ -172,6 +172,8 @@ class VLLMBackend:
                 "model_path": self.resolved.load_path,
                 "revision": self.resolved.revision,
                 "weights_sha256": weights,
+                # The tokenizer and chat template shape every prompt: part of the answer.
+                "tokenizer_sha256": tokenizer_hash(self.tokenizer),
                 "dtype": self.dtype,
                 "max_length": self.max_length,
                 # Tensor/pipeline splits change reduction order, hence the last digits.
