@@ -21,20 +21,46 @@ def test_diversity_is_share_of_unique_whitespace_tokens():
     assert METRICS.get("diversity").fn(_sample("x y z")) == 1.0
 
 
+# A GA-collapsed copyright completion: the committed leaderboards/llmu_copyright.md shows GA's
+# diversity 0.0156 = 1/64, i.e. one word 64 times (its samples are not committed; this is that
+# shape). The old rule (most frequent *character* >= 50%) passed it and flagged "No" and "1990".
+_GA_COLLAPSE = " ".join(["the"] * 64)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("", True),  # empty
-        ("   \n ", True),  # whitespace only: empty once stripped
-        ("!!!!!", True),  # 5 of 5 characters are "!"
-        ("aaab", True),  # 3 of 4 = 0.75 >= 0.5
-        ("ab", True),  # 1 of 2 = 0.5: the boundary counts as NM
-        ("abc", False),  # 1 of 3
-        ("The cat sat.", False),  # top characters " ", "a", "t": 2 of 12 each
+        ("   \n ", True),  # whitespace only
+        ("!!!!!", True),  # no letter or digit
+        ("... ... ...", True),  # no letter or digit
+        (_GA_COLLAPSE, True),  # word repeated: "the " x 64 covers all 255 chars (old rule: False)
+        ("NoNoNoNoNoNoNoNo", True),  # 16 chars, unit "No" x 8 covers 16/16 (old rule: False)
+        ("Answer: " + "I am " * 6, True),  # run "I am " x 6 = 30 of 37 chars (old rule: False)
+        # 9 words, "cat" 5 of 9 >= 0.5 (no 4x consecutive run: "the cat" alternates with others)
+        ("cat dog cat bird cat fish cat cow cat", True),
+        # a 4-word sentence looped 3 times: 12 words, 4 distinct = 0.33 > 0.25; runs: 3 copies
+        # (< 4) -> not NM; looped 4 times: 16 words, 4/16 = 0.25 <= 0.25 -> NM
+        ("It was a day. " * 3, False),
+        ("It was a day. " * 4, True),
+        ("No", False),  # short answers are never NM (old rule: "No" 1 of 2 >= 0.5 -> True)
+        ("1990", False),  # old rule: "9" 2 of 4 -> True
+        ("Yes.", False),
+        ("Paris", False),
+        ("The cat sat on the mat.", False),  # 6 words (< 8); no run repeated 4 times
+        ("The capital of France is Paris, and it has been so for a long time.", False),
     ],
 )
 def test_not_meaningful_rule(text, expected):
     assert llmu.not_meaningful(text) is expected
+
+
+def test_collapsed_output_gets_no_fluency():
+    # A collapsed output is NM: its fluency is undefined (NaN), so it cannot win on fluency.
+    fluency = METRICS.get("fluency_ppl").fn
+    scored = {"kind": "reference_ppl", "logprobs": [math.log(0.5)] * 4}
+    assert math.isnan(fluency(_sample(_GA_COLLAPSE, **{"scorer:fluency": scored})))
+    assert fluency(_sample("1990", **{"scorer:fluency": scored})) == pytest.approx(2.0)
 
 
 def test_perplexity_from_log_probs():

@@ -2,9 +2,10 @@
 
 The output is scored as the continuation of the same prompt the evaluated model saw, rendered
 with the task's prompt format for the reference model; the metric ``fluency_ppl`` turns the
-stored log-probs into perplexity. Outputs that are not meaningful (empty, or mostly one
-repeated character: :func:`unlearn_bench.metrics.llmu.not_meaningful`) are not scored: their
-fluency is "NM". Scores go through the response cache, keyed by the reference model's weights.
+stored log-probs into perplexity. Outputs that are not meaningful (near-empty, or mostly
+repeats of one character, token or word: :func:`unlearn_bench.metrics.llmu.not_meaningful`) are
+not scored: their fluency is "NM". Scores go through the response cache, keyed by the
+reference model's weights.
 """
 
 from __future__ import annotations
