@@ -159,16 +159,19 @@ def comparison_lines(table: PublishedTable, rows: list[Row]) -> list[dict[str, A
     for pub in table.rows:
         mine: list[Row | None] = [r for r in rows if _matches(r, pub.match)] or [None]
         for row in mine:
-            cells = {}
+            cells, withheld = {}, {}
             for metric in table.metrics:
                 raw = pub.values.get(metric.name)
                 published = None if raw in (None, NOT_MEANINGFUL) else float(raw) * metric.scale
                 cell = row.metrics.get(metric.ours) if (row and metric.ours) else None
                 ours = cell.value if cell else None
+                if cell is not None and cell.note.startswith("withheld"):
+                    withheld[metric.name] = cell.note  # no number, so no difference either
                 cells[metric.name] = (published, ours, difference(ours, published, metric.diff))
             method = f"{pub.method} ({pub.model})" if pub.model else pub.method
             marks = {m for m, v in pub.values.items() if v == NOT_MEANINGFUL}
-            lines.append({"method": method, "row": row, "cells": cells, "not_meaningful": marks})
+            lines.append({"method": method, "row": row, "cells": cells, "not_meaningful": marks,
+                          "withheld": withheld})  # fmt: skip
     return lines
 
 
@@ -223,7 +226,8 @@ def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
             if m.ours is None:
                 cells.append(shown)
                 continue
-            cells += [shown, fmt(ours), "-" if delta is None else f"{delta:+.3g}"]
+            ours_text = line["withheld"].get(m.name) or fmt(ours)
+            cells += [shown, ours_text, "-" if delta is None else f"{delta:+.3g}"]
         out.append("| " + " | ".join(cells) + " |")
     notes = [f"- {m.name}: {m.note}" for m in table.metrics if m.note]
     notes += [

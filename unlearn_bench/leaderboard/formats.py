@@ -41,6 +41,8 @@ def arrow(higher_is_better: bool | None) -> str:
 def cell_text(cell: Cell | None, pm: str = " ± ") -> str:
     if cell is None:
         return "-"
+    if cell.value is None and cell.note.startswith("withheld"):
+        return cell.note  # the reason stands where the number would be
     text = fmt(cell.value)
     if cell.value is not None and cell.stderr is not None:
         text += pm + fmt(cell.stderr)

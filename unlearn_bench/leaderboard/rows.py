@@ -142,7 +142,13 @@ def _identity(header: dict[str, Any], task: str) -> str:
     return json.dumps(ident, sort_keys=True, default=str)
 
 
-def _entry_cell(entry: dict[str, Any]) -> Cell:
+def _entry_cell(entry: dict[str, Any], name: str = "") -> Cell:
+    from unlearn_bench.judges.validity import withheld_reason
+
+    reason = withheld_reason(name, entry)
+    if reason:  # a verdict judge without a passing validity figure: no number at all
+        hib, version = entry.get("higher_is_better"), entry.get("version")
+        return Cell(None, None, entry.get("n"), hib, version, note=reason)
     ci = entry.get("ci")
     if ci is None and entry.get("ci_low") is not None and entry.get("ci_high") is not None:
         ci = (entry["ci_low"], entry["ci_high"])
@@ -228,10 +234,13 @@ def rows_from_records(records: list[RunRecord]) -> list[Row]:
         for _, _, metrics in runs:
             for name, entry in metrics.items():
                 col = column_ids[(task, name, entry.get("version"))]
-                per_metric.setdefault(col, []).append(_entry_cell(entry))
+                per_metric.setdefault(col, []).append(_entry_cell(entry, name))
         cells = {}
         for col, group in per_metric.items():
             cell = group[0] if len(runs) == 1 else _over_seeds(group)
+            withheld = [c for c in group if c.note.startswith("withheld")]
+            if withheld:  # one seed's judge fails the bar: the row's number is withheld
+                cell = withheld[0]
             if cell.ci is None:
                 cell.ci = t_interval(cell.value, cell.stderr, cell.n)
             cells[col] = cell
