@@ -149,6 +149,8 @@ class UnlearnConfig(TrainConfig):
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """Evaluation settings: batch size, a generation-length override and an item limit."""
+
     batch_size: int = 16
     max_new_tokens: int | None = None  # None: the task's own setting
     limit: int | None = None  # evaluate at most this many items per eval set (smoke runs)
@@ -233,13 +235,16 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """A validated config from a mapping (unknown keys and wrong types are errors)."""
         return build_dataclass(cls, data, "config")  # type: ignore[no-any-return]
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+        """A validated config from a YAML file, with ``overrides`` on top."""
         data = load_yaml(path)
         data.update(overrides or {})
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (run headers, fingerprints)."""
         return dataclasses.asdict(self)

@@ -118,6 +118,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """The sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(chunk):

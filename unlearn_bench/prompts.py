@@ -25,6 +25,8 @@ ChatRenderer = Callable[[list[Message]], str]
 
 @dataclass(frozen=True)
 class FormattedPrompt:
+    """A prompt ready for the model: context, special-token flag, answer prefix."""
+
     context: str
     add_special_tokens: bool
     answer_prefix: str  # prepended to every continuation scored or trained after this context

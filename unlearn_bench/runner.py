@@ -45,11 +45,14 @@ class Subject:
 
 @dataclass
 class Timer:
+    """Times named stages and echoes them."""
+
     echo: Echo
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        """Time the enclosed block under ``name`` (times add up per name)."""
         self.echo(f"==> {name}")
         start = time.perf_counter()
         yield
@@ -60,6 +63,8 @@ class Timer:
 
 @dataclass
 class Plan:
+    """What planning validated: config, task, its data and the group folder."""
+
     config: RunConfig
     spec: TaskSpec
     splits: dict[str, list[dict]]
@@ -144,6 +149,7 @@ def open_record(p: Plan, subject: Subject) -> RunRecord:
 
 
 def make_backend(config: RunConfig, model_path: str) -> Any:
+    """The evaluation backend for a model, wrapped in the response cache if enabled."""
     from unlearn_bench.backends.base import BACKENDS
     from unlearn_bench.backends.cache import CachedBackend
 

@@ -28,6 +28,7 @@ TRACKED_PACKAGES = (
 
 
 def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that can move numbers."""
     found = {}
     for name in TRACKED_PACKAGES:
         try:
@@ -39,6 +40,7 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
+    """The commit the package's code is at, when it is a git checkout."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
@@ -63,22 +65,27 @@ class RunRecord:
 
     @property
     def header_path(self) -> Path:
+        """The record's header file."""
         return self.root / "header.json"
 
     @property
     def run_id(self) -> str:
+        """The run's id (its folder name when the header names none)."""
         return self.header.get("run_id", self.root.name)
 
     @property
     def header(self) -> dict[str, Any]:
+        """The header, read afresh."""
         if not self.header_path.is_file():
             raise UnlearnBenchError(f"{self.root} is not a run directory (no header.json)")
         return json.loads(self.header_path.read_text())
 
     def exists(self) -> bool:
+        """Whether the folder holds a run record."""
         return self.header_path.is_file()
 
     def is_finished(self) -> bool:
+        """Whether the run finished (its results are final)."""
         return self.exists() and self.header.get("status") == "finished"
 
     @classmethod
@@ -118,6 +125,7 @@ class RunRecord:
         atomic_write_json(self.header_path, header)
 
     def update_header(self, **fields: Any) -> None:
+        """Merge ``fields`` into the header."""
         header = self.header
         header.update(fields)
         self._write_header(header)
@@ -127,37 +135,45 @@ class RunRecord:
         return self.header["stages"].get(name)
 
     def mark_stage(self, name: str, seconds: float, **info: Any) -> None:
+        """Record that a stage finished, with its seconds and details."""
         header = self.header
         header["stages"][name] = {"seconds": round(seconds, 2), **info}
         self._write_header(header)
 
     def samples_path(self, task: str) -> Path:
+        """The JSON-lines file of a task's samples."""
         return self.root / "samples" / f"{task}.jsonl"
 
     def write_samples(self, task: str, samples: list[dict[str, Any]]) -> None:
+        """Write a task's samples atomically."""
         atomic_write_text(
             self.samples_path(task), "".join(json.dumps(s, sort_keys=True) + "\n" for s in samples)
         )
 
     def read_samples(self, task: str) -> list[dict[str, Any]]:
+        """A task's stored samples (empty when none)."""
         path = self.samples_path(task)
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def write_results(self, results: dict[str, Any]) -> None:
+        """Write ``results.json`` atomically."""
         atomic_write_json(self.root / "results.json", results)
 
     def results(self) -> dict[str, Any]:
+        """The run's ``results.json``."""
         path = self.root / "results.json"
         if not path.is_file():
             raise UnlearnBenchError(f"run {self.root} has no results.json (unfinished?)")
         return json.loads(path.read_text())
 
     def finish(self) -> None:
+        """Mark the run finished, with the time."""
         self.update_header(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
     def fail(self, message: str) -> None:
+        """Mark the run failed with ``message`` (if it exists)."""
         if self.exists():
             self.update_header(status="failed", error=message)
 

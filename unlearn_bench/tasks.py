@@ -30,12 +30,16 @@ DATA_SOURCES: Registry[DataSource] = Registry("data source", indexed=True)
 
 @dataclass(frozen=True)
 class DataSpec:
+    """The task's data source and its options."""
+
     source: str
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class PromptSpec:
+    """How questions are formatted for the model (chat, tags, template or icl)."""
+
     style: str = "chat"  # "chat": the model's chat template; "tags": explicit tags below
     system: str | None = None  # None keeps the chat template's own default system prompt
     question_tag: str = "Question: "
@@ -50,6 +54,8 @@ class PromptSpec:
 
 @dataclass(frozen=True)
 class GenerationSpec:
+    """Generation length and stop strings."""
+
     max_new_tokens: int = 64
     stop: list[str] = field(default_factory=list)
 
@@ -66,6 +72,8 @@ class SplitsSpec:
 
 @dataclass(frozen=True)
 class EvalSetSpec:
+    """One eval set: its split, metrics, item limit and optional overrides."""
+
     split: str
     metrics: list[str]
     limit: int | None = None
@@ -104,6 +112,8 @@ class ProbesSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
+    """A parsed task file."""
+
     name: str
     version: int
     data: DataSpec
@@ -208,12 +218,14 @@ def find_task(name_or_path: str) -> Path:
 
 
 def task_roots() -> list[Path]:
+    """Folders searched for task files: $UNLEARN_BENCH_TASKS, then tasks/."""
     extra = [Path(p) for p in os.environ.get("UNLEARN_BENCH_TASKS", "").split(os.pathsep) if p]
     return [*extra, TASKS_DIR]
 
 
 def all_task_files() -> list[Path]:
     # Files starting with "_" are bases meant only for ``include``.
+    """Every task file under the task roots, except ``_`` bases."""
     return [
         p
         for root in task_roots()

@@ -34,6 +34,8 @@ ROUTING_GPU = (
 
 @BACKENDS.register("auto")
 class AutoBackend:
+    """vLLM where it is fastest (generation), HF for everything else or without vLLM."""
+
     capabilities = frozenset({"logprobs", "generate", "vocab_stats", "grad", "vision"})
 
     def __init__(
@@ -66,6 +68,7 @@ class AutoBackend:
 
     @property
     def hf(self) -> Any:
+        """The HF backend, loaded on first use."""
         if self._hf is None:
             from unlearn_bench.backends.hf import HFBackend
 
@@ -87,6 +90,7 @@ class AutoBackend:
         return total
 
     def identity(self) -> dict[str, Any]:
+        """One identity for the pair: the HF one alone, or both engines' when vLLM is used."""
         if self._identity is None:
             if self.fast is None:
                 # HF alone computes everything: the same answers as backend "hf", same key.
@@ -108,11 +112,13 @@ class AutoBackend:
         return self._identity
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        """The chat template rendered by vLLM's tokenizer, or HF's for images."""
         if self.fast is None or any(getattr(m, "images", 0) for m in messages):
             return self.hf.chat_prompt(messages, add_generation_prompt)
         return self.fast.chat_prompt(messages, add_generation_prompt)
 
     def truncate_tokens(self, texts: list[str], max_tokens: int) -> list[str]:
+        """Texts cut to ``max_tokens`` tokens of the model's tokenizer."""
         target = self.fast if self.fast is not None else self.hf
         return list(target.truncate_tokens(texts, max_tokens))
 
@@ -123,6 +129,7 @@ class AutoBackend:
         return pick_device(self._hf_kwargs["device"]).type == "cpu"
 
     def logprobs(self, requests: list[ScoreRequest]) -> list[TokenScores]:
+        """Token scores, each request routed to the engine that answers it best."""
         on_cpu = self._on_cpu
 
         def to_hf(r: ScoreRequest) -> bool:
@@ -133,6 +140,7 @@ class AutoBackend:
         return self._split(requests, to_hf, "logprobs")
 
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        """Generations: text-only requests to vLLM, requests with images to HF."""
         return self._split(requests, lambda r: bool(getattr(r, "images", ())), "generate")
 
     def _split(self, requests: list[Any], to_hf: Any, kind: str) -> list[Any]:
@@ -150,6 +158,7 @@ class AutoBackend:
         return results
 
     def close(self) -> None:
+        """Close whichever engines were started."""
         for part in (self.fast, self._hf):
             if part is not None:
                 part.close()

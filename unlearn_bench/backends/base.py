@@ -45,6 +45,7 @@ class TokenScores:
     grad_norm_mean_param: float | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The scores as a JSON-able dict; extras only when present."""
         out: dict[str, Any] = {"logprobs": self.logprobs, "greedy": self.greedy}
         # Extras only when present, so plain entries keep their original shape.
         for key in ("vocab_means", "vocab_stds", "grad_norm", "grad_norm_mean_param"):
@@ -54,6 +55,7 @@ class TokenScores:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TokenScores:
+        """Scores read back from ``to_json``'s dict."""
         return cls(
             list(data["logprobs"]),
             [bool(g) for g in data["greedy"]],
@@ -66,6 +68,8 @@ class TokenScores:
 
 @dataclass(frozen=True)
 class GenerateRequest:
+    """One generation: a formatted prompt and its sampling settings."""
+
     prompt: str
     max_new_tokens: int
     temperature: float = 0.0  # 0 means greedy
@@ -80,6 +84,8 @@ class GenerateRequest:
 
 @dataclass(frozen=True)
 class Message:
+    """One chat message: role, text and the number of images before it."""
+
     role: str
     content: str
     images: int = 0  # images attached before the text (rendered as the model's placeholders)
@@ -95,13 +101,17 @@ class Backend(Protocol):
         """Name, version, model path and revision or weights hash, dtype, max length."""
         ...
 
-    def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str: ...
+    def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        """The model's chat template applied to ``messages``."""
 
-    def logprobs(self, requests: list[ScoreRequest]) -> list[TokenScores]: ...
+    def logprobs(self, requests: list[ScoreRequest]) -> list[TokenScores]:
+        """Per-token log-probs (and greedy flags) of each continuation given its context."""
 
-    def generate(self, requests: list[GenerateRequest]) -> list[str]: ...
+    def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        """The completion of each request's prompt."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Free the model."""
 
 
 @dataclass

@@ -142,12 +142,15 @@ class CachedBackend:
 
     @property
     def stats(self) -> BackendStats:
+        """The wrapped backend's counters (a fresh one if it keeps none)."""
         return getattr(self.inner, "stats", BackendStats())
 
     def identity(self) -> dict[str, Any]:
+        """The wrapped backend's identity (which is part of every cache key)."""
         return self.inner.identity()
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        """The wrapped backend's chat template."""
         return self.inner.chat_prompt(messages, add_generation_prompt)
 
     def _through(
@@ -170,13 +173,16 @@ class CachedBackend:
         return [decode(found[k]) for k in keys]
 
     def logprobs(self, requests: list[ScoreRequest]) -> list[TokenScores]:
+        """Token scores, from the cache where present, else from the wrapped backend."""
         return self._through(
             "logprobs", requests, self.inner.logprobs, TokenScores.to_json, TokenScores.from_json
         )
 
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        """Generations, from the cache where present, else from the wrapped backend."""
         return self._through("generate", requests, self.inner.generate, str, str)
 
     def close(self) -> None:
+        """Close the wrapped backend and the cache."""
         self.inner.close()
         self.cache.close()

@@ -28,6 +28,8 @@ def _unit(text: str) -> float:
 
 @BACKENDS.register("fake")
 class FakeBackend:
+    """A deterministic stand-in for tests: known answers, otherwise scores from hashes."""
+
     capabilities = frozenset({"logprobs", "generate"})
 
     def __init__(
@@ -45,9 +47,11 @@ class FakeBackend:
         self.stats = BackendStats()
 
     def identity(self) -> dict[str, Any]:
+        """The fake model's name and a digest standing in for its weights."""
         return {"backend": "fake", "model": self.model, "weights_sha256": _digest(self.model)}
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        """Messages rendered as ``<role>content</role>`` tags."""
         body = "".join(f"<{m.role}>{m.content}</{m.role}>" for m in messages)
         return body + ("<assistant>" if add_generation_prompt else "")
 
@@ -58,6 +62,7 @@ class FakeBackend:
         return None
 
     def logprobs(self, requests: list[ScoreRequest]) -> list[TokenScores]:
+        """Per-word scores: high for an answer the fake knows, hash-derived otherwise."""
         self.stats.forward_batches += 1 if requests else 0
         self.stats.scored_requests += len(requests)
         out = []
@@ -75,6 +80,7 @@ class FakeBackend:
         return out
 
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        """The known answer for a prompt, else a deterministic placeholder."""
         self.stats.forward_batches += 1 if requests else 0
         self.stats.generated_requests += len(requests)
         out = []
@@ -86,6 +92,7 @@ class FakeBackend:
         return out
 
     def close(self) -> None:
+        """Nothing to free."""
         pass
 
 

@@ -33,12 +33,14 @@ from unlearn_bench.models import ResolvedModel, resolve_model, tokenizer_hash, w
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """The torch device ``device`` names; "auto" is CUDA when present, else CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """The torch dtype ``dtype`` names; "auto" is bf16 on CUDA, float32 on CPU."""
     if dtype == "auto":
         # bf16 where the hardware has it; float32 on CPU, where bf16 is slow and less exact.
         return torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -53,6 +55,7 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 def load_model_and_tokenizer(
     resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, trust_remote_code: bool
 ) -> tuple[Any, Any]:
+    """The model in eval mode on ``device`` and its tokenizer (pad token set)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -132,6 +135,7 @@ class HFBackend:
         self._identity: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
+        """Backend, model source, weights hash, dtype and library versions (computed once)."""
         if self._identity is None:
             from pathlib import Path
 
@@ -160,6 +164,7 @@ class HFBackend:
         self._identity = {**self.identity(), "transform": info}
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        """The model's chat template applied to ``messages`` (images via its processor)."""
         if self.processor is not None:
             return hf_vision.render_chat(self.processor, messages, add_generation_prompt)
         if any(m.images for m in messages):
@@ -275,6 +280,7 @@ class HFBackend:
 
     # --- generation ------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        """Greedy or sampled completions, batched by length and sampling settings."""
         results: list[str] = [""] * len(requests)
         encoded = [self._encode(r.prompt, r.add_special_tokens) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: -len(encoded[i]))
@@ -347,4 +353,5 @@ class HFBackend:
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
     def close(self) -> None:
+        """Drop the model."""
         self.model = None

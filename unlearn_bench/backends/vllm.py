@@ -38,6 +38,8 @@ from unlearn_bench.models import resolve_model, tokenizer_hash, weights_hash
 
 @BACKENDS.register("vllm")
 class VLLMBackend:
+    """Log-probs and generation through a vLLM engine (text only)."""
+
     capabilities = frozenset({"logprobs", "generate"})
 
     def __init__(
@@ -119,6 +121,7 @@ class VLLMBackend:
         return min(self.settings.max_length, int(context))
 
     def engine_spec(self) -> engine.EngineSpec:
+        """The engine settings this backend needs (an equal spec reuses a running engine)."""
         s = self.settings
         rank = None
         if self.adapter is not None:
@@ -187,6 +190,7 @@ class VLLMBackend:
         return self._identity
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        """The model's chat template applied to ``messages`` (text only)."""
         if any(getattr(m, "images", 0) for m in messages):
             raise UnlearnBenchError("backend 'vllm' here is text-only; use --backend hf")
         return render_chat(self.tokenizer, messages, add_generation_prompt, self.source)
@@ -202,6 +206,7 @@ class VLLMBackend:
         ]
 
     def logprobs(self, requests: list[ScoreRequest]) -> list[TokenScores]:
+        """Prompt log-probs of each continuation, scored by the engine."""
         from vllm import SamplingParams
 
         encoded = [self._encode_score(r) for r in requests]
@@ -249,6 +254,7 @@ class VLLMBackend:
         return ctx, cont
 
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        """Completions from the engine, greedy or seeded sampling."""
         from vllm import SamplingParams
 
         if not requests:

@@ -107,6 +107,7 @@ def prepare_environment(on_cpu: bool) -> None:
 
 
 def engine_log_path() -> Path:
+    """A fresh file under the user cache for this process's engine log."""
     folder = cache_dir() / "vllm-logs"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"engine-{os.getpid()}-{int(time.time())}.log"
@@ -182,6 +183,7 @@ def root_cause(log_text: str, exc: BaseException | None = None) -> str:
 
 
 def suggestion(cause: str) -> str:
+    """What to try for an engine failure whose message contains ``cause``."""
     for needles, advice in _SUGGESTIONS:
         if any(n in cause for n in needles):
             return advice
@@ -302,6 +304,7 @@ def check_device(device: str) -> bool:
 
 
 def pick_dtype(dtype: str, on_cpu: bool) -> str:
+    """The engine dtype ``dtype`` names; "auto" is float32 on CPU, bf16 on GPUs."""
     if dtype == "auto":
         # float32 on CPU (bf16 there is slow and less exact), bf16 on GPUs, as the HF backend.
         return "float32" if on_cpu else "bfloat16"

@@ -15,6 +15,7 @@ from unlearn_bench.errors import UnlearnBenchError
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Write leaderboards of the finished runs under a folder, in the chosen formats."""
     from unlearn_bench.leaderboard.tables import FORMATS, write_leaderboards
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
@@ -48,6 +49,7 @@ def _rows(runs_dir: str, task: str | None) -> list[Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """Our rows beside a published table's, or the list of published tables."""
     from unlearn_bench.leaderboard import compare
 
     folder = Path(args.published_dir) if args.published_dir else compare.published_dir()
@@ -74,6 +76,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
+    """Check rows against a baseline file (exit 1 on a regression), or write one."""
     from unlearn_bench.leaderboard import regress
 
     tolerances = regress.parse_tolerance_spec(args.tolerance)
@@ -93,6 +96,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run (or list, with --dry-run) every cell of a hyperparameter grid."""
     from unlearn_bench.protocols import sweep as sw
 
     plan = sw.load_sweep(args.grid, args.runs_dir)
@@ -118,6 +122,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_runs(args: argparse.Namespace) -> int:
+    """Explain where two run records differ (exit 1 when they do)."""
     from unlearn_bench.leaderboard.compare_runs import explain
 
     report, differ = explain(Path(args.a), Path(args.b), args.tolerance)

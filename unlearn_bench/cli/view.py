@@ -10,6 +10,7 @@ from unlearn_bench.errors import UnlearnBenchError
 
 
 def cmd_view(args: argparse.Namespace) -> int:
+    """Write the static results site of a runs folder, optionally serve it."""
     from unlearn_bench.viewer.site import build_site, serve
 
     runs_dir = Path(args.runs_dir)

@@ -38,6 +38,7 @@ NORMAL_TRAIN, NORMAL_EVAL = (0, 70), (80, 100)
 
 
 def in_buckets(text: str, span: tuple[int, int]) -> bool:
+    """Whether ``text``'s hash bucket lies in ``span`` (deterministic splitting)."""
     return span[0] <= files.bucket(text) < span[1]
 
 
@@ -261,5 +262,6 @@ def read_passages(
 
 
 def passage_record(passages: list[tuple[str, str]], i: int, encoding: str) -> Record:
+    """Record of passage ``i``: its prefix as question, its continuation as answer."""
     prefix, continuation = passages[i]
     return {"question": prefix, "answer": continuation, "passage": i, "encoding": encoding}

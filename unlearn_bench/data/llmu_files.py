@@ -61,6 +61,7 @@ def data_root(data_dir: Path | None, what: str) -> Path:
 
 
 def local_file(root: Path, relative: str) -> Path:
+    """``root / relative``, which must be a file (else a one-line error)."""
     path = root / relative
     if not path.is_file():
         raise UnlearnBenchError(f"data file not found: {path}")
@@ -86,6 +87,7 @@ def read_json_records(path: Path) -> list[Row]:
 
 def read_csv_rows(path: Path) -> list[Row]:
     # utf-8-sig drops TruthfulQA's BOM, which would otherwise glue itself to the first header.
+    """Rows of a CSV file as dicts, BOM and Windows line ends removed."""
     with _open_text(path, "utf-8-sig") as handle:
         return [
             {k: (v or "").replace("\r\n", "\n") for k, v in row.items()}

@@ -57,10 +57,12 @@ class ScoreItem:
 
     @property
     def question(self) -> str:
+        """The sample's question."""
         return str(self.sample["question"])
 
     @property
     def generation(self) -> str:
+        """The evaluated model's generated output."""
         return str(self.sample["obs"]["generation"])
 
 
@@ -73,9 +75,11 @@ class Scorer:
         self.context = context
 
     def identity(self) -> dict[str, Any]:
+        """Name, version, model and weights hash: stored with every result."""
         raise NotImplementedError
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
+        """One JSON-able result per item."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -115,6 +119,7 @@ def check_scorers(spec: TaskSpec, where: str) -> None:
 def build_scorer(
     spec: TaskSpec, slot: str, evaluated: Backend, data_dir: str | None = None
 ) -> Scorer:
+    """The scorer the task puts in ``slot``, built with its configured arguments."""
     kind, args = _scorer_config(spec, slot, spec.name)
     cls = SCORERS.get(kind)
     try:

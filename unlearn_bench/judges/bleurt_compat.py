@@ -167,6 +167,7 @@ class BleurtScorer(nn.Module):
 
 
 def load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint folder's weights (safetensors, else pytorch_model.bin)."""
     if (folder / "model.safetensors").is_file():
         from safetensors.torch import load_file
 

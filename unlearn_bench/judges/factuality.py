@@ -57,6 +57,7 @@ class FactualityJudge(Scorer):
         self.chat, self.max_new_tokens = chat, max_new_tokens
 
     def identity(self) -> dict[str, Any]:
+        """The judge model, its weights hash, backend and prompt hash."""
         ident = self.backend.identity()
         return {
             "judge": "llm factuality judge (1-10, strict JSON parser)",
@@ -77,6 +78,7 @@ class FactualityJudge(Scorer):
         return self.backend.chat_prompt([Message("user", text)]) if self.chat else text
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
+        """The judge's verbatim reply and its strict parse for each answer."""
         from unlearn_bench.backends.base import GenerateRequest
 
         requests = [
@@ -87,4 +89,5 @@ class FactualityJudge(Scorer):
         return [{"factuality": parse_factuality(r), "reply": r} for r in replies]
 
     def close(self) -> None:
+        """Close the judge's backend."""
         self.backend.close()

@@ -17,6 +17,8 @@ from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
 
 @SCORERS.register("reference_ppl")
 class ReferencePerplexity(Scorer):
+    """Fluency: log-probs of each output under a fixed reference model."""
+
     kind = "reference_ppl"
 
     def __init__(
@@ -30,6 +32,7 @@ class ReferencePerplexity(Scorer):
         self.backend = CachedBackend(BACKENDS.get(backend)(model, **(backend_args or {})))
 
     def identity(self) -> dict[str, Any]:
+        """The reference model, its weights hash and backend."""
         ident = self.backend.identity()
         return {
             "judge": "reference-model perplexity of the output given the prompt",
@@ -39,6 +42,7 @@ class ReferencePerplexity(Scorer):
         }
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
+        """Token log-probs of each meaningful output given its prompt."""
         from unlearn_bench.backends.base import ScoreRequest
         from unlearn_bench.metrics.llmu import not_meaningful
         from unlearn_bench.prompts import format_prompt
@@ -64,4 +68,5 @@ class ReferencePerplexity(Scorer):
         return out
 
     def close(self) -> None:
+        """Close the reference model's backend."""
         self.backend.close()

@@ -115,6 +115,7 @@ class LLMJudge(Scorer):
         self.chat, self.max_new_tokens = chat, max_new_tokens
 
     def identity(self) -> dict[str, Any]:
+        """The judge model, its weights hash, backend and prompt hash."""
         ident = self.backend.identity()
         return {
             "judge": f"llm judge ({self.context.slot}, strict parser)",
@@ -133,6 +134,7 @@ class LLMJudge(Scorer):
         return self.backend.chat_prompt([Message("user", text)]) if self.chat else text
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
+        """The judge's verbatim reply and its strict verdict for each output."""
         from unlearn_bench.backends.base import GenerateRequest
 
         requests = [
@@ -143,4 +145,5 @@ class LLMJudge(Scorer):
         return [{"flagged": self.parse(r), "reply": r} for r in replies]
 
     def close(self) -> None:
+        """Close the judge's backend."""
         self.backend.close()

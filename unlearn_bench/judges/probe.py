@@ -35,6 +35,7 @@ VERSION = 1
 
 
 def probe_text(question: str, response: str) -> str:
+    """The text a probe embeds: question and response on two lines."""
     return f"{question}\n{response}"
 
 
@@ -139,6 +140,7 @@ class ProbeJudge(Scorer):
         self.recipe = recipe
 
     def identity(self) -> dict[str, Any]:
+        """The probe's version, training data, embedder and threshold."""
         return {
             "judge": f"probe v{VERSION}: logistic regression on {self.embedder.info['embedder']}",
             "labelled": self.recipe["labelled"],
@@ -150,6 +152,7 @@ class ProbeJudge(Scorer):
         }
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
+        """Flagged when the probe's probability reaches its threshold."""
         import numpy as np
 
         features = self.embedder.encode([probe_text(i.question, i.generation) for i in items])

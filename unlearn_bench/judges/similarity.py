@@ -114,6 +114,8 @@ def check_lineage(evaluated: dict[str, Any], original: dict[str, Any]) -> None:
 
 @SCORERS.register("bleurt")
 class BleurtSimilarity(_OriginalOutputs):
+    """BLEURT of this output against the original model's output."""
+
     kind = "bleurt"
 
     def __init__(self, context: ScorerContext, checkpoint: str, original: str,
@@ -127,10 +129,12 @@ class BleurtSimilarity(_OriginalOutputs):
         self.checkpoint_sha256 = weights_hash(Path(checkpoint).expanduser())
 
     def identity(self) -> dict[str, Any]:
+        """The BLEURT checkpoint and its hash, with the original model's identity."""
         return self._identity("BLEURT (judges.bleurt_compat)", checkpoint=self.checkpoint,
                               checkpoint_sha256=self.checkpoint_sha256)  # fmt: skip
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
+        """BLEURT score of each output against the original output."""
         from unlearn_bench.judges.bleurt_compat import bleurt_scores
 
         references = self.original_outputs(items)
@@ -141,6 +145,8 @@ class BleurtSimilarity(_OriginalOutputs):
 
 @SCORERS.register("minilm")
 class MiniLMSimilarity(_OriginalOutputs):
+    """Cosine of MiniLM embeddings of this and the original model's output."""
+
     kind = "minilm"
 
     def __init__(self, context: ScorerContext, original: str, embedder: str = MINILM,
@@ -149,9 +155,11 @@ class MiniLMSimilarity(_OriginalOutputs):
         self.embedder = Embedder(embedder)
 
     def identity(self) -> dict[str, Any]:
+        """The embedder's identity, with the original model's."""
         return self._identity("cosine of sentence embeddings (not BLEURT)", **self.embedder.info)
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
+        """Cosine similarity of each output with the original output."""
         references = self.original_outputs(items)
         ours = self.embedder.encode([i.generation for i in items])
         theirs = self.embedder.encode(references)

@@ -41,6 +41,8 @@ PUBLISHED_DIRS = (
 
 @dataclass(frozen=True)
 class Source:
+    """Where a published table comes from: paper, table, model, link and setup."""
+
     paper: str
     table: str
     model: str
@@ -53,6 +55,8 @@ class Source:
 
 @dataclass(frozen=True)
 class PublishedMetric:
+    """One published column and our results key it corresponds to."""
+
     name: str
     ours: str | None = None  # key in our results.json; None: we have no counterpart
     higher_is_better: bool | None = None
@@ -66,6 +70,8 @@ class PublishedMetric:
 
 @dataclass(frozen=True)
 class PublishedRow:
+    """One published row and which of our rows it corresponds to."""
+
     method: str
     match: dict[str, Any] = field(default_factory=dict)  # role / label / method of our rows
     values: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +81,8 @@ class PublishedRow:
 
 @dataclass(frozen=True)
 class PublishedTable:
+    """A published results table as transcribed, with provenance."""
+
     name: str
     benchmark: str
     status: str
@@ -115,10 +123,12 @@ def load_published(path: Path) -> PublishedTable:
 
 
 def has_numbers(table: PublishedTable) -> bool:
+    """Whether the table's numbers were transcribed (from the source or a secondary one)."""
     return table.status in (TRANSCRIBED, SECONDARY)
 
 
 def published_dir() -> Path:
+    """The first published-tables folder that exists."""
     for candidate in PUBLISHED_DIRS:
         if candidate.is_dir():
             return candidate
@@ -144,6 +154,7 @@ def _matches(row: Row, match: dict[str, Any]) -> bool:
 
 
 def difference(ours: float | None, published: float | None, how: str) -> float | None:
+    """Ours minus published (or of their log10); None when either is missing."""
     if ours is None or published is None:
         return None
     if how == "log10":
@@ -244,6 +255,7 @@ def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
 
 
 def list_tables(folder: Path) -> str:
+    """One line per published table: name, status, task and model."""
     lines = []
     for path in sorted(folder.glob("*.yaml")):
         table = load_published(path)

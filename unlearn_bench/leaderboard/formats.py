@@ -35,10 +35,12 @@ def fmt(value: Any) -> str:
 
 
 def arrow(higher_is_better: bool | None) -> str:
+    """The direction mark of a column: up, down or none."""
     return {True: " ↑", False: " ↓"}.get(higher_is_better, "")  # type: ignore[arg-type]
 
 
 def cell_text(cell: Cell | None, pm: str = " ± ") -> str:
+    """A cell as "value ± stderr", or "-" when empty."""
     if cell is None:
         return "-"
     if cell.value is None and cell.note.startswith("withheld"):
@@ -56,6 +58,7 @@ def version_list(columns: list[Column]) -> str:
 
 
 def task_list(rows: list[Row]) -> str:
+    """The tasks of ``rows`` with version and fingerprint."""
     tasks = sorted({(r.task, r.task_version, r.task_fingerprint) for r in rows}, key=str)
     return ", ".join(f"{t} v{v} (fingerprint {fp})" for t, v, fp in tasks)
 
@@ -68,6 +71,7 @@ def _footer(rows: list[Row], columns: list[Column]) -> list[str]:
 
 
 def to_markdown(rows: list[Row]) -> str:
+    """The rows as a Markdown table, one column per metric."""
     if not rows:
         return "_no finished runs_\n"
     columns = columns_for(rows)
@@ -159,6 +163,7 @@ _TEX["\\"] = r"\textbackslash{}"
 
 
 def tex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped."""
     return "".join(_TEX.get(ch, ch) for ch in text)
 
 

@@ -60,6 +60,7 @@ def _value(row: Row, key: str) -> float | None:
 
 
 def train_log_path(record: RunRecord) -> Path | None:
+    """A run's training log: its own copy, else the checkpoint's."""
     local = record.root / "train_log.jsonl"
     if local.is_file():
         return local
@@ -68,6 +69,7 @@ def train_log_path(record: RunRecord) -> Path | None:
 
 
 def read_train_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines training log (a bad line is an error)."""
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -147,6 +149,7 @@ def save_figure(fig: Any, base: Path) -> list[Path]:
 
 
 def draw_tradeoff(task: str, rows: list[Row], base: Path) -> list[Path]:
+    """Forget efficacy against utility, one point per row."""
     x_name, points = tradeoff_points(rows)
     shown = [p for p in points if p["y"] > 0]
     if not shown:
@@ -177,6 +180,7 @@ def draw_tradeoff(task: str, rows: list[Row], base: Path) -> list[Path]:
 
 
 def draw_dynamics(task: str, series: dict[str, dict[str, list]], base: Path) -> list[Path]:
+    """Training curves, one panel per logged quantity."""
     keys = sorted({k for run in series.values() for k in run}, key=lambda k: (k != "loss", k))
     if not keys:
         return []
@@ -208,6 +212,7 @@ def draw_dynamics(task: str, series: dict[str, dict[str, list]], base: Path) -> 
 
 
 def draw_protocol(task: str, name: str, rows: list[Row], base: Path) -> list[Path]:
+    """A protocol's curves over its steps, one panel per metric."""
     curves = protocol_curves(rows, name)
     metrics = sorted(curves)[:MAX_PANELS]
     if not metrics:

@@ -43,10 +43,13 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Tolerance:
+    """How far a metric may move: an absolute amount or a fraction of the baseline."""
+
     amount: float
     relative: bool = False
 
     def allowed(self, baseline: float) -> float:
+        """The allowed change for a metric whose baseline is ``baseline``."""
         return self.amount * abs(baseline) if self.relative else self.amount
 
     def __str__(self) -> str:
@@ -54,6 +57,7 @@ class Tolerance:
 
 
 def parse_tolerance(text: str) -> Tolerance:
+    """A tolerance written "0.01", "abs:0.01" or "rel:0.05"."""
     raw = str(text).strip()
     relative = raw.startswith("rel:")
     number = raw.removeprefix("rel:").removeprefix("abs:")
@@ -93,6 +97,7 @@ def tolerance_for(metric: str, tolerances: dict[str, Tolerance]) -> tuple[str, T
 
 
 def row_id(row: Row) -> str:
+    """The key that matches a row with its baseline: task, model, label, hyperparameters."""
     return " | ".join((row.task, row.model, row.label, row.hparams))
 
 
@@ -121,6 +126,7 @@ def baseline_from_rows(
 def write_baseline(
     path: Path, rows: list[Row], tolerances: dict[str, Tolerance], any_direction: bool = False
 ) -> None:
+    """Write the rows' metrics and tolerances as a baseline YAML file."""
     import yaml
 
     if not rows:
@@ -131,6 +137,7 @@ def write_baseline(
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
+    """A baseline file, checked for its format and keys."""
     data = load_yaml(path)
     if data.get("format") != FORMAT:
         raise UnlearnBenchError(f"{path}: not a baseline file (format must be {FORMAT!r})")
@@ -148,6 +155,8 @@ def load_baseline(path: Path) -> dict[str, Any]:
 
 @dataclass
 class Finding:
+    """One metric of one row against its baseline."""
+
     status: str  # "regressed", "improved", "ok", "new"
     row: str
     metric: str
@@ -200,6 +209,7 @@ def check_metric(
 def compare_with_baseline(
     baseline: dict[str, Any], rows: list[Row], cli_tolerances: dict[str, Tolerance]
 ) -> list[Finding]:
+    """Every baseline metric compared with the current rows."""
     tolerances = {p: parse_tolerance(t) for p, t in (baseline.get("tolerances") or {}).items()}
     tolerances.update(cli_tolerances)
     current = {row_id(r): r for r in rows}

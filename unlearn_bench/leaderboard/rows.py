@@ -52,6 +52,8 @@ class Cell:
 
 @dataclass
 class Row:
+    """One leaderboard row: a (task, model, method, hyperparameters) group of runs."""
+
     task: str
     model: str
     label: str
@@ -75,6 +77,8 @@ class Row:
 
 @dataclass(frozen=True)
 class Column:
+    """One metric column: its key, stored name, version and direction."""
+
     key: str  # the column's id in Row.metrics (``name`` or ``name@vN``)
     name: str  # the metric key as stored in results.json
     version: int | None

@@ -88,6 +88,7 @@ def write_leaderboards(
 
 
 def stage_seconds_table(seconds: dict[str, float]) -> str:
+    """Seconds per stage as a Markdown table with a total."""
     lines = ["| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {took:.1f} |" for name, took in seconds.items()]
     lines.append(f"| total | {sum(seconds.values()):.1f} |")
@@ -95,4 +96,5 @@ def stage_seconds_table(seconds: dict[str, float]) -> str:
 
 
 def dump(obj: Any) -> str:
+    """``obj`` as indented, key-sorted JSON."""
     return json.dumps(obj, indent=2, sort_keys=True)

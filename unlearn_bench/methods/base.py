@@ -36,6 +36,7 @@ class TokenBatch:
     labels: torch.Tensor
 
     def to(self, device: Any) -> TokenBatch:
+        """The batch on ``device``."""
         return TokenBatch(
             self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device)
         )
@@ -54,6 +55,7 @@ class UnlearnBatch:
         return name in self.parts
 
     def to(self, device: Any) -> UnlearnBatch:
+        """Every part on ``device``."""
         return UnlearnBatch({k: v.to(device) for k, v in self.parts.items()})
 
 
@@ -86,6 +88,7 @@ class Method:
         return None
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """The loss to minimise on one batch (logged terms go into ``self.logs``)."""
         raise NotImplementedError
 
 

@@ -40,6 +40,7 @@ class BoundedGA(Method):
     config_cls = BoundedGAConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """Gradient ascent on the forget NLL until it passes the bound."""
         forget = batch["forget"]
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits
         nll = mean_token_nll(logits, forget.labels)

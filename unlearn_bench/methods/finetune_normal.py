@@ -31,6 +31,7 @@ class FinetuneNormal(Method):
     config_cls = FinetuneNormalConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """NLL of the normal (retain) data."""
         normal = batch["retain"]
         logits = model(input_ids=normal.input_ids, attention_mask=normal.attention_mask).logits
         normal_nll = batch_nll(logits, normal.labels)

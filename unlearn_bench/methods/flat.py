@@ -64,6 +64,7 @@ class FLAT(Method):
     config_cls = FLATConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """FLAT's f-divergence loss between template and forget answers."""
         forget, template = batch["forget"], batch["idk"]
         forget_logits = model(
             input_ids=forget.input_ids, attention_mask=forget.attention_mask

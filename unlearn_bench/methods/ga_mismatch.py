@@ -76,6 +76,7 @@ class GAMismatch(Method):
         return all_position_cross_entropy(ref_logits, logits)
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """Gradient ascent on forget plus NLL of mismatched answers."""
         forget, mismatch = batch["forget"], batch["mismatch"]
         forget_logits = model(
             input_ids=forget.input_ids, attention_mask=forget.attention_mask

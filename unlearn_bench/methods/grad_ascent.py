@@ -26,6 +26,7 @@ class GradAscent(Method):
     config_cls = GradAscentConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """The negated forget NLL."""
         forget = batch["forget"]
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits
         forget_nll = batch_nll(logits, forget.labels)

@@ -53,6 +53,7 @@ class GradDiff(Method):
             raise ValueError("method 'grad_diff' with retain_term='kl' needs a frozen reference")
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """Negated forget NLL plus the retain term (NLL or KL to the reference)."""
         forget, retain = batch["forget"], batch["retain"]
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits
         forget_nll = batch_nll(logits, forget.labels)

@@ -49,6 +49,7 @@ class IdkDPO(WithRetainNLL):
     config_cls = IdkDPOConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """DPO preferring the refusal over the forget answer."""
         assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
         chosen_part, rejected_part = batch["idk"], batch["forget"]
         chosen = _seq_logprob(model, chosen_part)

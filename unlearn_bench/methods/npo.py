@@ -42,6 +42,7 @@ class NPO(WithRetainNLL):
     config_cls = NPOConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """NPO's loss on the forget part against the frozen reference."""
         assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
         forget = batch["forget"]
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits

@@ -103,6 +103,7 @@ class RMU(Method):
         return part.attention_mask.bool()
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """Steer forget activations to a random direction, keep retain activations."""
         assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
         forget, retain = batch["forget"], batch["retain"]
         h_forget = self._hidden(model, forget)

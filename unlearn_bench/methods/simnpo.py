@@ -44,6 +44,7 @@ class SimNPO(WithRetainNLL):
     config_cls = SimNPOConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """SimNPO's reference-free loss on the length-normalised forget NLL."""
         forget = batch["forget"]
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits
         nll = mean_token_nll(logits, forget.labels)

@@ -46,6 +46,8 @@ class SampleMetric:
 
 @dataclass(frozen=True)
 class DerivedResult:
+    """A derived metric's value (None: undefined), note and extra fields."""
+
     value: float | None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # more result fields, e.g. "ci"

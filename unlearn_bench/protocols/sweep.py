@@ -45,12 +45,16 @@ _PATH_KEYS = ("task", "model", "data_dir", "reference")  # made absolute when th
 
 @dataclass
 class Cell:
+    """One grid point: its name and run config."""
+
     name: str
     config: RunConfig
 
 
 @dataclass
 class Sweep:
+    """A loaded sweep: its cells and where their runs and leaderboards go."""
+
     name: str
     cells: list[Cell]
     runs_dir: Path
@@ -58,11 +62,14 @@ class Sweep:
 
     @property
     def state_path(self) -> Path:
+        """The sweep's state file (cell statuses)."""
         return self.runs_dir / self.name / "SWEEP.json"
 
 
 @dataclass
 class Outcome:
+    """How one cell ended: status, seconds, error and its runs."""
+
     cell: str
     status: str  # "finished", "skipped" (finished before), "failed"
     seconds: float = 0.0
@@ -159,6 +166,7 @@ def load_sweep(path: str | Path, runs_dir: str | None = None) -> Sweep:
 
 
 def cell_finished(config: RunConfig) -> bool:
+    """Whether the cell's run group is already finished."""
     import json
 
     group = Path(config.runs_dir) / str(config.run_id) / "GROUP.json"
@@ -200,10 +208,12 @@ class StateFile:
         self.save()
 
     def record(self, outcome: Outcome) -> None:
+        """Store one cell's outcome and save."""
         self.state["cells"][outcome.cell].update(vars(outcome))
         self.save()
 
     def save(self) -> None:
+        """Write the state file atomically."""
         atomic_write_json(self.path, self.state)
 
 
@@ -312,6 +322,7 @@ def run_sweep_ray(
 
 
 def summary(sweep: Sweep, outcomes: list[Outcome]) -> str:
+    """The outcomes as a Markdown table."""
     lines = ["| cell | status | seconds | detail |", "|---|---|---|---|"]
     for o in outcomes:
         detail = (

@@ -64,6 +64,7 @@ class Registry(Generic[T]):
         return entry  # type: ignore[return-value]
 
     def names(self) -> list[str]:
+        """Every registered name, sorted (no import)."""
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:

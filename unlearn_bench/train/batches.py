@@ -35,6 +35,7 @@ class Example:
 def encode_example(
     tokenizer: Any, example: Example, max_length: int
 ) -> tuple[list[int], list[int]]:
+    """Token ids and answer-only labels of one example, truncated."""
     ctx = tokenizer(example.prompt.context, add_special_tokens=example.prompt.add_special_tokens)
     ans = tokenizer(example.prompt.answer_prefix + example.answer, add_special_tokens=False)
     # The end-of-turn token is trained so a finetuned model stops after its answer.
@@ -45,6 +46,7 @@ def encode_example(
 
 
 def collate(tokenizer: Any, examples: list[Example], max_length: int) -> TokenBatch:
+    """Right-padded batch of examples with answer-only labels."""
     encoded = [encode_example(tokenizer, e, max_length) for e in examples]
     width = max(len(ids) for ids, _ in encoded)
     ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)

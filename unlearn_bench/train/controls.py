@@ -73,6 +73,7 @@ class Controller:
         return metrics["retain_prob"] >= self.config.utility_floor * self.baseline["retain_prob"]
 
     def observe(self, step: int, metrics: dict[str, float]) -> Decision:
+        """Take one evaluation's probe metrics; say whether to keep or stop."""
         if self.baseline is None:
             self.baseline = dict(metrics)
         cfg = self.config
@@ -99,6 +100,7 @@ class Controller:
         return Decision(metrics, save_best, reason)
 
     def summary(self) -> dict[str, Any]:
+        """The selection rule, the baseline and the chosen step."""
         return {
             "select": self.config.select,
             "rule": SELECT_RULES[self.config.select],

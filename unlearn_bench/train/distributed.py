@@ -27,6 +27,7 @@ def rank() -> int:
 
 
 def is_main_process() -> bool:
+    """Whether this is the process that writes (rank 0)."""
     return rank() == 0
 
 

@@ -43,6 +43,7 @@ Probe = Callable[[torch.nn.Module], dict[str, float]]
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
     import numpy as np
 
     random.seed(seed)

@@ -45,6 +45,7 @@ def apply_lora(model: Any, settings: LoraSettings) -> Any:
 
 
 def is_lora_model(model: Any) -> bool:
+    """Whether ``model`` is a peft LoRA-wrapped model."""
     return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
 
 

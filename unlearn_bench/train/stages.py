@@ -68,6 +68,7 @@ class Checkpoint:
 
 
 def checkpoint_dir(kind: str, recipe: dict[str, Any]) -> Path:
+    """The cache folder of a checkpoint with this recipe."""
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
     return cache_dir() / "checkpoints" / f"{kind}-{digest[:20]}"
 
