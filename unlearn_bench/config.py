@@ -6,12 +6,36 @@ Unknown keys anywhere are errors (a typo must never silently fall back to a defa
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.yaml_strict import build_dataclass, load_yaml
+
+# A run id or label becomes a folder name: no separators, no "..", no leading dot or dash.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,127}")
+
+
+def check_positive(where: str, value: float | None, *, zero_ok: bool = False) -> None:
+    """Refuse a NaN, infinite, negative (or zero, unless ``zero_ok``) setting before any work."""
+    if value is None:
+        return
+    bad = not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok)
+    if isinstance(value, bool) or bad:
+        bound = ">= 0" if zero_ok else "> 0"
+        raise UnlearnBenchError(f"{where} must be a finite number {bound}, got {value!r}")
+
+
+def check_folder_name(where: str, value: str | None) -> None:
+    """Refuse a run id or label that could escape its parent folder or name nothing."""
+    if value is not None and not _SAFE_NAME.fullmatch(value):
+        raise UnlearnBenchError(
+            f"{where} {value!r} is not a valid folder name: use letters, digits and _ . + = - "
+            "(no '/', no leading '.' or '-', at most 128 characters)"
+        )
 
 
 @dataclass(frozen=True)
@@ -115,8 +139,13 @@ class TrainConfig:
     trainable: str | None = None
 
     def __post_init__(self) -> None:
-        import re
-
+        where = type(self).__name__.removesuffix("Config").lower()
+        # max_steps 0 would write the target itself as "unlearned"; epochs 0 trained one step.
+        for name in ("epochs", "lr", "batch_size", "max_steps", "grad_accum", "max_length"):
+            check_positive(f"{where}.{name}", getattr(self, name))
+        for name in ("weight_decay", "warmup_steps"):
+            check_positive(f"{where}.{name}", getattr(self, name), zero_ok=True)
+        check_positive(f"{where}.save_every", self.save_every)
         if self.trainable is not None:
             try:
                 re.compile(self.trainable)
@@ -155,6 +184,11 @@ class EvalConfig:
     max_new_tokens: int | None = None  # None: the task's own setting
     limit: int | None = None  # evaluate at most this many items per eval set (smoke runs)
 
+    def __post_init__(self) -> None:
+        # A limit of -1 used to drop each set's last item, 0 to fail after evaluating.
+        for name in ("batch_size", "max_new_tokens", "limit"):
+            check_positive(f"eval.{name}", getattr(self, name))
+
 
 @dataclass(frozen=True)
 class VLLMConfig:
@@ -182,6 +216,10 @@ class UtilityConfig:
     limit: int | None = None  # at most this many documents per task (smoke runs)
     batch_size: int = 8
 
+    def __post_init__(self) -> None:
+        for name in ("limit", "batch_size"):
+            check_positive(f"utility.{name}", getattr(self, name))
+
 
 @dataclass(frozen=True)
 class ProbeSettings:
@@ -201,7 +239,11 @@ class ProbeSettings:
     """Module name patterns the quantizer leaves in full precision (the tied output head)."""
 
     def __post_init__(self) -> None:
-        if self.relearn_lr <= 0 or self.relearn_batch_size < 1:
+        if (
+            not self.relearn_lr > 0
+            or not math.isfinite(self.relearn_lr)
+            or self.relearn_batch_size < 1
+        ):
             raise UnlearnBenchError("probe_settings: relearn_lr must be > 0, batch size >= 1")
         if self.temperature <= 0 or not 0.0 < self.top_p <= 1.0:
             raise UnlearnBenchError("probe_settings: temperature must be > 0, top_p in (0, 1]")
@@ -232,6 +274,12 @@ class RunConfig:
     probe_settings: ProbeSettings = field(default_factory=ProbeSettings)
     cache: bool = True
     trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        check_folder_name("run id", self.run_id)
+        for entry in self.unlearn:
+            check_folder_name("unlearn label", entry.label or entry.method)
+        check_positive("seed", self.seed, zero_ok=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

@@ -106,7 +106,32 @@ def plan(config: RunConfig) -> Plan:
         raise UnlearnBenchError(
             f"run directory {group_dir} already holds a finished run; choose another --run-id"
         )
+    _check_resume(group_dir, config)
     return Plan(config, spec, splits, group_dir, group_id)
+
+
+# Settings that never change a group's numbers: a resume may differ in these only.
+_RESUME_FREE = ("run_id", "runs_dir", "leaderboards_dir", "probes", "probe_settings", "cache")
+
+
+def _check_resume(group_dir: Path, config: RunConfig) -> None:
+    """Refuse to resume a group under other settings (--limit included): one group, one setup."""
+    group_file = group_dir / "GROUP.json"
+    if not group_file.is_file():
+        return
+    try:
+        before = json.loads(group_file.read_text()).get("config") or {}
+    except ValueError:
+        raise UnlearnBenchError(f"{group_file} is not valid JSON; delete the group") from None
+    now = json.loads(json.dumps(config.to_dict(), default=str))
+    changed = sorted(
+        k for k in set(before) | set(now) if k not in _RESUME_FREE and before.get(k) != now.get(k)
+    )
+    if changed:
+        raise UnlearnBenchError(
+            f"run directory {group_dir} holds an unfinished run with other settings "
+            f"({', '.join(changed)}); rerun with the same settings or another --run-id"
+        )
 
 
 def _fingerprint(config: RunConfig, subject: Subject) -> str:
@@ -331,6 +356,36 @@ def run_protocol(
 
     if is_main_process():
         atomic_write_json(group_file, {"status": "running", "config": config.to_dict()})
+    try:
+        return _run_group(p, timer)
+    except Exception as exc:
+        # Never left "running" forever: the group and its open records say failed, and why.
+        _mark_failed(p, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _mark_failed(p: Plan, error: str) -> None:
+    """Write status "failed" with the error into GROUP.json and every unfinished record."""
+    from unlearn_bench.paths import atomic_write_json
+
+    if not is_main_process():
+        return
+    group_file = p.group_dir / "GROUP.json"
+    atomic_write_json(
+        group_file, {"status": "failed", "error": error, "config": p.config.to_dict()}
+    )
+    for child in sorted(p.group_dir.iterdir()):
+        record = RunRecord(child)
+        if child.is_dir() and record.exists() and not record.is_finished():
+            record.fail(error)
+
+
+def _run_group(p: Plan, timer: Timer) -> tuple[Path, list[RunRecord], dict[str, float]]:
+    """Train, unlearn, evaluate and score the plan's subjects; GROUP.json says finished."""
+    from unlearn_bench.paths import atomic_write_json
+
+    config = p.config
+    group_file = p.group_dir / "GROUP.json"
     subjects = train_subjects(p, timer)
     subjects += unlearn_subjects(p, subjects[0], timer)
     if not is_main_process():

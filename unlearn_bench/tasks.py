@@ -206,6 +206,8 @@ def find_task(name_or_path: str) -> Path:
     """Resolve a task name (searched under tasks/ and $UNLEARN_BENCH_TASKS) or a file path."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml"):
+        if candidate.is_dir():
+            raise UnlearnBenchError(f"task file {candidate} is a directory, expected a file")
         if not candidate.is_file():
             raise UnlearnBenchError(f"task file not found: {candidate}")
         return candidate

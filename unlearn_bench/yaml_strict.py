@@ -37,13 +37,26 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def read_text_file(path: Path) -> str:
+    """A file's UTF-8 text; missing, a directory, unreadable or not text is a one-line error."""
+    if path.is_dir():
+        raise UnlearnBenchError(f"{path} is a directory, expected a file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UnlearnBenchError(f"file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise UnlearnBenchError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise UnlearnBenchError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Load a YAML mapping; any problem becomes a one-line UnlearnBenchError naming the file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UnlearnBenchError(f"file not found: {path}") from None
+    text = read_text_file(path)
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:

@@ -1,0 +1,133 @@
+"""A corpus of malformed inputs driven through the real CLI (``unlearn_bench.cli.main``).
+
+For each: a non-zero exit, no traceback, a one-line message naming the problem, no finished
+record, and an earlier run and the response cache left byte for byte as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from unlearn_bench.cli import main
+
+TASK = "synthetic_people"
+GOOD_TASK_HEAD = "name: x\nversion: 1\ndata: {source: builtin:synthetic_people}\n"
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file under root with its content hash."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _config(body: str) -> Callable[[Path], list[str]]:
+    def make(tmp: Path) -> list[str]:
+        path = tmp / "config.yaml"
+        path.write_text(f"task: {TASK}\nbackend: fake\n{body}")
+        return ["run", "--config", str(path)]
+
+    return make
+
+
+def _flags(*extra: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["run", "--task", TASK, "--backend", "fake", *extra]
+
+
+def _binary_config(tmp: Path) -> list[str]:
+    path = tmp / "config.yaml"
+    path.write_bytes(b"\xff\xfe\x00\x81binary\x00\x9c")
+    return ["run", "--config", str(path)]
+
+
+def _binary_task(tmp: Path) -> list[str]:
+    path = tmp / "task.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xd8")
+    return ["run", "--task", str(path), "--backend", "fake"]
+
+
+def _directory_config(tmp: Path) -> list[str]:
+    (tmp / "config.yaml").mkdir()
+    return ["run", "--config", str(tmp / "config.yaml")]
+
+
+def _directory_task(tmp: Path) -> list[str]:
+    (tmp / "task.yaml").mkdir()
+    return ["run", "--task", str(tmp / "task.yaml"), "--backend", "fake"]
+
+
+def _list_config(tmp: Path) -> list[str]:
+    path = tmp / "config.yaml"
+    path.write_text("- task\n- model\n")
+    return ["run", "--config", str(path)]
+
+
+# (name, argv builder, words the one-line error must contain)
+CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
+    ("lr zero", _config("unlearn: [{method: grad_ascent, lr: 0}]\n"), ["unlearn.lr", "0"]),
+    ("lr negative", _config("finetune: {lr: -0.001}\n"), ["finetune.lr", "-0.001"]),
+    ("lr nan", _config("unlearn: [{method: grad_ascent, lr: .nan}]\n"), ["unlearn.lr", "nan"]),
+    ("batch zero", _config("finetune: {batch_size: 0}\n"), ["finetune.batch_size"]),
+    ("max_steps zero", _config("unlearn: [{method: npo, max_steps: 0}]\n"), ["max_steps"]),
+    ("epochs zero", _config("unlearn: [{method: npo, epochs: 0}]\n"), ["unlearn.epochs"]),
+    ("epochs inf", _config("finetune: {epochs: .inf}\n"), ["finetune.epochs", "inf"]),
+    ("grad_accum zero", _config("finetune: {grad_accum: 0}\n"), ["grad_accum"]),
+    ("eval batch zero", _config("eval: {batch_size: 0}\n"), ["eval.batch_size"]),
+    ("limit negative", _flags("--limit", "-1"), ["eval.limit", "-1"]),
+    ("limit zero", _flags("--limit", "0"), ["eval.limit", "0"]),
+    ("run id escapes", _flags("--run-id", "../../x"), ["run id", "../../x"]),
+    ("run id absolute", _flags("--run-id", "/tmp/x"), ["run id", "/tmp/x"]),
+    ("run id dot-dot", _flags("--run-id", ".."), ["run id", ".."]),
+    ("label escapes", _config("unlearn: [{method: npo, label: ../up}]\n"), ["label", "../up"]),
+    ("config not text", _binary_config, ["config.yaml"]),
+    ("task not text", _binary_task, ["task.yaml"]),
+    ("config is a directory", _directory_config, ["config.yaml", "directory"]),
+    ("task is a directory", _directory_task, ["task.yaml", "directory"]),
+    ("config not a mapping", _list_config, ["mapping"]),
+]
+
+
+@pytest.fixture
+def earlier(tmp_path: Path, isolated_cache: Path) -> tuple[Path, Path]:
+    """An earlier run group and a cache file that no bad input may touch."""
+    runs = tmp_path / "runs"
+    (runs / "old" / "grad_ascent").mkdir(parents=True)
+    (runs / "old" / "GROUP.json").write_text('{"status": "finished"}')
+    (runs / "old" / "grad_ascent" / "header.json").write_text('{"status": "finished"}')
+    isolated_cache.mkdir(parents=True, exist_ok=True)
+    (isolated_cache / "responses.sqlite").write_bytes(b"earlier cache bytes")
+    return runs, isolated_cache
+
+
+@pytest.mark.parametrize("name,build,words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clear_line(
+    name: str,
+    build: Callable[[Path], list[str]],
+    words: list[str],
+    tmp_path: Path,
+    earlier: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runs, cache = earlier
+    before = (_tree(runs), _tree(cache))
+    work = tmp_path / "inputs"
+    work.mkdir()
+    argv = build(work) + ["--runs-dir", str(runs)]
+    code = main(argv)
+    out = capsys.readouterr()
+    err = out.err.strip()
+    assert code != 0, name
+    assert "Traceback" not in out.err + out.out
+    assert err.startswith("unlearn-bench: error:") and "\n" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    assert (_tree(runs), _tree(cache)) == before
+    assert not (tmp_path.parent / "x").exists()  # "../../x" from runs/ would land there
