@@ -29,12 +29,16 @@ def check_positive(where: str, value: float | None, *, zero_ok: bool = False) ->
         raise UnlearnBenchError(f"{where} must be a finite number {bound}, got {value!r}")
 
 
-def check_folder_name(where: str, value: str | None) -> None:
-    """Refuse a run id or label that could escape its parent folder or name nothing."""
-    if value is not None and not _SAFE_NAME.fullmatch(value):
+def check_folder_name(where: str, value: str | None, *, nested: bool = False) -> None:
+    """Refuse a run id or label that could escape its parent folder or name nothing.
+
+    ``nested``: '/'-separated safe segments are allowed (a sweep's cells: ``sweep/cell``).
+    """
+    parts = value.split("/") if nested and value is not None else [value]
+    if value is not None and not all(p is not None and _SAFE_NAME.fullmatch(p) for p in parts):
         raise UnlearnBenchError(
             f"{where} {value!r} is not a valid folder name: use letters, digits and _ . + = - "
-            "(no '/', no leading '.' or '-', at most 128 characters)"
+            "(no '..' or empty segment, no leading '.' or '-', at most 128 characters)"
         )
 
 
@@ -276,7 +280,7 @@ class RunConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        check_folder_name("run id", self.run_id)
+        check_folder_name("run id", self.run_id, nested=True)
         for entry in self.unlearn:
             check_folder_name("unlearn label", entry.label or entry.method)
         check_positive("seed", self.seed, zero_ok=True)

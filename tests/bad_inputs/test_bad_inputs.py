@@ -86,6 +86,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("run id escapes", _flags("--run-id", "../../x"), ["run id", "../../x"]),
     ("run id absolute", _flags("--run-id", "/tmp/x"), ["run id", "/tmp/x"]),
     ("run id dot-dot", _flags("--run-id", ".."), ["run id", ".."]),
+    ("run id nested escape", _flags("--run-id", "a/../../x"), ["run id", "a/../../x"]),
     ("label escapes", _config("unlearn: [{method: npo, label: ../up}]\n"), ["label", "../up"]),
     ("config not text", _binary_config, ["config.yaml"]),
     ("task not text", _binary_task, ["task.yaml"]),
