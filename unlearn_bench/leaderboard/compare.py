@@ -77,6 +77,9 @@ class PublishedRow:
     values: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     model: str = ""  # the source's model for this row, where the table covers several
+    # True when the row's numbers cannot be vouched for (e.g. sources disagree which row they
+    # belong to): shown, labelled unverified, and left out of differences.
+    unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,10 @@ def comparison_lines(table: PublishedTable, rows: list[Row]) -> list[dict[str, A
                 ours = cell.value if cell else None
                 if cell is not None and cell.note.startswith("withheld"):
                     withheld[metric.name] = cell.note  # no number, so no difference either
-                cells[metric.name] = (published, ours, difference(ours, published, metric.diff))
+                delta = None if pub.unverified else difference(ours, published, metric.diff)
+                cells[metric.name] = (published, ours, delta)
             method = f"{pub.method} ({pub.model})" if pub.model else pub.method
+            method += " [unverified: no difference taken]" if pub.unverified else ""
             marks = {m for m, v in pub.values.items() if v == NOT_MEANINGFUL}
             lines.append({"method": method, "row": row, "cells": cells, "not_meaningful": marks,
                           "withheld": withheld})  # fmt: skip
