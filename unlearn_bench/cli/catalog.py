@@ -19,7 +19,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     what = args.what
     if what in ("tasks", "all"):
         print("tasks:   " + ", ".join(p.stem for p in all_task_files()))
-    if what in ("methods", "all"):
+    if what == "methods":
+        for name in METHODS.names():
+            print(f"{name:<16} {method_source(name)}")
+    elif what == "all":
         print("methods: " + ", ".join(METHODS.names()))
     if what in ("metrics", "all"):
         print("metrics: " + ", ".join(METRICS.names()))
@@ -27,6 +30,21 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if what in ("backends", "all"):
         print("backends: " + ", ".join(BACKENDS.names()))
     return 0
+
+
+def method_source(name: str) -> str:
+    """First line of a method module's docstring (its paper), read without importing it."""
+    import ast
+    import importlib.util
+
+    from unlearn_bench.registry.index import INDEX
+
+    module = INDEX["method"][name].split(":")[0]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return ""
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
+    return doc.splitlines()[0] if doc else ""
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

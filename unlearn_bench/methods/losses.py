@@ -249,3 +249,71 @@ def masked_sq_distance(
     sq = (hidden.float() - target.float()).pow(2).sum(dim=-1)
     weights = mask.to(sq.dtype)
     return (sq * weights).sum() / weights.sum().clamp(min=1)
+
+
+# --- Per-token targets and weights (UNDIAL, CE-U, WGA, SatImp, PDU) -----------------------------
+
+
+def _shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits at t-1 with the label they predict at t; labels -100 become 0 (masked by caller)."""
+    shifted_labels = labels[:, 1:]
+    return logits[:, :-1, :].float(), shifted_labels.masked_fill(shifted_labels == -100, 0)
+
+
+def _per_sample_mean(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean of (batch, seq-1) ``values`` over each sample's scored tokens; 0 with none."""
+    mask = labels[:, 1:] != -100
+    return (values * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)
+
+
+def soft_target_cross_entropy(
+    logits: torch.Tensor, target_logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Per-sample mean over scored tokens of -sum_v q(v) log p_theta(v), q = softmax(target).
+
+    ``target_logits`` are (batch, seq-1, vocab), aligned with the shifted logits and treated as
+    constants (detached): UNDIAL and CE-U both distil towards a fixed target distribution.
+    Shape (batch,).
+    """
+    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+    q = torch.softmax(target_logits.detach().float(), dim=-1)
+    # q is exactly 0 where a target logit is -inf (CE-U); 0 * finite log p stays 0.
+    ce = -(q * logp).sum(dim=-1)
+    return _per_sample_mean(ce, labels)
+
+
+def undial_target(ref_logits: torch.Tensor, labels: torch.Tensor, beta: float) -> torch.Tensor:
+    """UNDIAL target logits (Dong et al. 2024): z0 - beta * onehot(label), shape (b, s-1, V)."""
+    z0, safe = _shifted(ref_logits.detach(), labels)
+    return z0 - beta * F.one_hot(safe, z0.shape[-1]).to(z0.dtype)
+
+
+def ceu_target(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """CE-U's target logits (arXiv 2503.01224): the model's own detached logits, label at -inf."""
+    z, safe = _shifted(logits.detach(), labels)
+    return z.scatter(-1, safe.unsqueeze(-1), float("-inf"))
+
+
+def weighted_ascent_loss(
+    logits: torch.Tensor, labels: torch.Tensor, beta1: float, beta2: float
+) -> torch.Tensor:
+    """Per-sample mean over scored tokens of w_t log p_t, w_t = p_t^beta1 (1 - p_t)^beta2 detached.
+
+    Minimising it lowers log p_t (gradient ascent on the NLL) with each token weighted: WGA is
+    beta2 = 0 (Wang et al. 2025), SatImp the general form (Yang et al. 2025). Shape (batch,).
+    """
+    picked, _ = token_logprobs(logits, labels)
+    p = picked.detach().exp()
+    weight = p.pow(beta1) * (1.0 - p).clamp(min=0.0).pow(beta2)
+    return _per_sample_mean(weight * picked, labels)
+
+
+def logit_margin_flattening(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """PDU's forget loss (arXiv 2506.05314): (max_v z_v - mean_v z_v)^2 per scored position.
+
+    Zero exactly when all logits at a position are equal (the uniform distribution). Per-sample
+    mean over scored (answer) tokens; shape (batch,).
+    """
+    z = logits[:, :-1, :].float()
+    margin = z.max(dim=-1).values - z.mean(dim=-1)
+    return _per_sample_mean(margin.pow(2), labels)

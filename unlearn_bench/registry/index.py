@@ -34,6 +34,7 @@ INDEX: dict[str, dict[str, str]] = {
     },
     "method": {
         "bounded_ga": "unlearn_bench.methods.bounded_ga:BoundedGA",
+        "ce_u": "unlearn_bench.methods.ce_u:CEU",
         "finetune_normal": "unlearn_bench.methods.finetune_normal:FinetuneNormal",
         "flat": "unlearn_bench.methods.flat:FLAT",
         "ga_mismatch": "unlearn_bench.methods.ga_mismatch:GAMismatch",
@@ -41,8 +42,12 @@ INDEX: dict[str, dict[str, str]] = {
         "grad_diff": "unlearn_bench.methods.grad_diff:GradDiff",
         "idk_dpo": "unlearn_bench.methods.idk_dpo:IdkDPO",
         "npo": "unlearn_bench.methods.npo:NPO",
+        "pdu": "unlearn_bench.methods.pdu:PDU",
         "rmu": "unlearn_bench.methods.rmu:RMU",
+        "satimp": "unlearn_bench.methods.satimp:SatImp",
         "simnpo": "unlearn_bench.methods.simnpo:SimNPO",
+        "undial": "unlearn_bench.methods.undial:UNDIAL",
+        "wga": "unlearn_bench.methods.wga:WGA",
     },
     "metric": {
         "continuation_rouge_l": "unlearn_bench.metrics.llmu:continuation_rouge_l",
