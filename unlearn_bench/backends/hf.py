@@ -52,6 +52,34 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise UnlearnBenchError(f"unknown dtype {dtype!r}: float32, bfloat16 or float16") from None
 
 
+def refuse_pickle_only(load_path: str) -> None:
+    """A local folder whose weights are only pickles (pytorch_model*.bin) is refused.
+
+    Unpickling runs code from the file; safetensors cannot. No flag opts in yet: convert the
+    weights with ``save_pretrained(..., safe_serialization=True)`` from a trusted session.
+    """
+    from pathlib import Path
+
+    folder = Path(load_path)
+    if folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+        raise UnlearnBenchError(
+            f"model folder {folder} holds only pickle weights (*.bin), which can run code on "
+            "load; convert them to safetensors first"
+        )
+
+
+def check_loading_info(source: str, info: dict[str, Any]) -> None:
+    """Missing, unexpected or mismatched weights are an error: random tensors give gibberish."""
+    problems = {
+        k: sorted(str(x) for x in info.get(k) or [])
+        for k in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
+    bad = {k: v for k, v in problems.items() if v}
+    if bad:
+        detail = "; ".join(f"{k.replace('_', ' ')}: {', '.join(v[:3])}" for k, v in bad.items())
+        raise UnlearnBenchError(f"model {source!r} does not match its weights ({detail})")
+
+
 def load_model_and_tokenizer(
     resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, trust_remote_code: bool
 ) -> tuple[Any, Any]:
@@ -61,20 +89,27 @@ def load_model_and_tokenizer(
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    refuse_pickle_only(resolved.load_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             resolved.load_path, revision=resolved.revision, trust_remote_code=trust_remote_code
         )
-        model = AutoModelForCausalLM.from_pretrained(
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
             resolved.load_path,
             revision=resolved.revision,
             dtype=dtype,
             trust_remote_code=trust_remote_code,
             use_safetensors=None,
+            output_loading_info=True,
         )
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # noqa: BLE001
+        # Wrong-typed config.json, unknown architecture, truncated weights (each library raises
+        # its own class): one line naming the model and the cause, never a traceback.
+        text = str(exc).strip()
+        first = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
         raise UnlearnBenchError(f"cannot load model {resolved.source!r}: {first}") from None
+    model, info = loaded  # output_loading_info=True: (model, report)
+    check_loading_info(resolved.source, info)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device).eval(), tokenizer  # type: ignore[arg-type]

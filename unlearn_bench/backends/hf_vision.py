@@ -28,7 +28,7 @@ def is_vision_language(load_path: str, revision: str | None, trust_remote_code: 
         config = AutoConfig.from_pretrained(
             load_path, revision=revision, trust_remote_code=trust_remote_code
         )
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - wrong-typed config.json raises library-specific errors
         return False  # the regular loader reports the real problem with a clear message
     return getattr(config, "vision_config", None) is not None
 

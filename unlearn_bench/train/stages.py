@@ -138,15 +138,25 @@ def _load_for_training(path: str, trust_remote_code: bool) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from unlearn_bench.backends.hf import check_loading_info, refuse_pickle_only
+
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    refuse_pickle_only(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        # Train in float32 master weights; accelerate adds bf16 autocast on GPUs.
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            path, dtype="float32", trust_remote_code=trust_remote_code, output_loading_info=True
+        )
+    except Exception as exc:  # noqa: BLE001 - the same one-line report as the eval loader
+        text = str(exc).strip()
+        first = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+        raise UnlearnBenchError(f"cannot load model {path!r} for training: {first}") from None
+    model, info = loaded  # output_loading_info=True: (model, report)
+    check_loading_info(path, info)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # Train in float32 master weights; accelerate adds bf16 autocast on GPUs.
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype="float32", trust_remote_code=trust_remote_code
-    )
     return model, tokenizer
 
 
