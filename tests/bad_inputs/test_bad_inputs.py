@@ -64,6 +64,16 @@ def _directory_task(tmp: Path) -> list[str]:
     return ["run", "--task", str(tmp / "task.yaml"), "--backend", "fake"]
 
 
+def _remote_code_task(tmp: Path) -> list[str]:
+    path = tmp / "task.yaml"
+    path.write_text(
+        GOOD_TASK_HEAD
+        + "scorers: {harm: {kind: classifier, model: ./evil, trust_remote_code: true}}\n"
+        + "evaluation: {forget: {split: forget, metrics: [probability]}}\n"
+    )
+    return ["run", "--task", str(path), "--backend", "fake"]
+
+
 def _list_config(tmp: Path) -> list[str]:
     path = tmp / "config.yaml"
     path.write_text("- task\n- model\n")
@@ -93,6 +103,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("config is a directory", _directory_config, ["config.yaml", "directory"]),
     ("task is a directory", _directory_task, ["task.yaml", "directory"]),
     ("config not a mapping", _list_config, ["mapping"]),
+    ("task enables remote code", _remote_code_task, ["trust_remote_code", "task file"]),
 ]
 
 

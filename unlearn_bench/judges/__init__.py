@@ -90,6 +90,12 @@ def _scorer_config(spec: TaskSpec, slot: str, where: str) -> tuple[str, dict[str
     if slot not in spec.scorers:
         raise UnlearnBenchError(f"{where}: a metric needs scorer slot {slot!r}; add scorers.{slot}")
     config = dict(spec.scorers[slot])
+    if "trust_remote_code" in config:
+        # Remote code runs on the user's machine: only the run configuration may allow it.
+        raise UnlearnBenchError(
+            f"{where}: scorers.{slot}.trust_remote_code is not allowed in a task file; "
+            "only the run configuration may enable remote code"
+        )
     kind = config.pop("kind", None)
     if kind not in SLOTS[slot]:
         raise UnlearnBenchError(
