@@ -85,7 +85,7 @@ $(EXTRAS_STAMP): $(STAMP)
 # viewer's browser tests, the lm-eval bridge and the real local Ray cluster, with vLLM, Chromium,
 # lm-eval and Ray installed first. GPU tests stay out (CI has no GPU).
 test-extended: setup-vllm setup-browser setup-extras
-	$(BIN)/python -m pytest -q -m '(slow or vllm or browser or lm_eval or ray) and not gpu'
+	UNLEARN_BENCH_NO_SKIP=1 $(BIN)/python -m pytest -q -m '(slow or vllm or browser or lm_eval or ray) and not gpu'
 
 # Slow tests use the real SmolLM2 model (minutes); vLLM and GPU tests need those installed.
 test-all: setup
