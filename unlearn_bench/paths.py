@@ -1,12 +1,24 @@
-"""Where the user cache lives, and atomic file writes used by every on-disk record."""
+"""Where the user cache lives, atomic file writes, and the locks that keep writers apart.
+
+Locks are ``flock`` on a lock file: the kernel drops them when their process dies (kill -9
+included), so a crashed run never leaves a lock that blocks the next one. The lock file holds
+the holder's pid only to name it in messages; it is never deleted (deleting a lock file while
+another process waits on it would let two holders in).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from unlearn_bench.errors import UnlearnBenchError
 
 
 def cache_dir() -> Path:
@@ -39,3 +51,36 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _holder(fd: int) -> str:
+    """The pid a lock file names (what the current holder wrote), or "?"."""
+    try:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
+@contextmanager
+def exclusive(lock_path: Path, what: str, *, wait: bool) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` for the block.
+
+    Taken by another process: ``wait`` blocks until it is released (saying so once on
+    stderr); otherwise one-line UnlearnBenchError "<what> is in use by pid N".
+    """
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise UnlearnBenchError(f"{what} is in use by pid {_holder(fd)}") from None
+            print(f"unlearn-bench: waiting for pid {_holder(fd)}, which is writing {what}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -100,18 +100,40 @@ def plan(config: RunConfig) -> Plan:
         check(config.utility)
     group_id = config.run_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     group_dir = Path(config.runs_dir) / group_id
-    if (group_dir / "GROUP.json").is_file() and json.loads(
-        (group_dir / "GROUP.json").read_text()
-    ).get("status") == "finished":
-        raise UnlearnBenchError(
-            f"run directory {group_dir} already holds a finished run; choose another --run-id"
-        )
-    _check_resume(group_dir, config)
+    check_group(group_dir, config)
     return Plan(config, spec, splits, group_dir, group_id)
 
 
 # Settings that never change a group's numbers: a resume may differ in these only.
 _RESUME_FREE = ("run_id", "runs_dir", "leaderboards_dir", "probes", "probe_settings", "cache")
+
+
+@contextmanager
+def group_lock(group_dir: Path, name: str) -> Iterator[None]:
+    """Hold run group ``name`` (``<group_dir>/.lock``) while writing it; taken: one-line error.
+
+    Two copies of one command must never interleave their writes to the same records, so the
+    second is refused ("run group X is in use by pid N") before it writes anything. Under a
+    multi-process launch only the main process locks: the others are the same run.
+    """
+    from unlearn_bench.paths import exclusive
+
+    if not is_main_process():
+        yield
+        return
+    group_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(group_dir / ".lock", f"run group {name}", wait=False):
+        yield
+
+
+def check_group(group_dir: Path, config: RunConfig) -> None:
+    """A finished group is never rewritten; an unfinished one resumes only as it was set up."""
+    group_file = group_dir / "GROUP.json"
+    if group_file.is_file() and json.loads(group_file.read_text()).get("status") == "finished":
+        raise UnlearnBenchError(
+            f"run directory {group_dir} already holds a finished run; choose another --run-id"
+        )
+    _check_resume(group_dir, config)
 
 
 def _check_resume(group_dir: Path, config: RunConfig) -> None:
@@ -350,18 +372,21 @@ def run_protocol(
     timer = Timer(echo)
     with timer.stage("plan"):
         p = plan(config)
-    p.group_dir.mkdir(parents=True, exist_ok=True)
-    group_file = p.group_dir / "GROUP.json"
     from unlearn_bench.paths import atomic_write_json
 
-    if is_main_process():
-        atomic_write_json(group_file, {"status": "running", "config": config.to_dict()})
-    try:
-        return _run_group(p, timer)
-    except Exception as exc:
-        # Never left "running" forever: the group and its open records say failed, and why.
-        _mark_failed(p, f"{type(exc).__name__}: {exc}")
-        raise
+    with group_lock(p.group_dir, p.group_id):
+        # Again under the lock: another process may have finished the group since plan().
+        check_group(p.group_dir, config)
+        if is_main_process():
+            atomic_write_json(
+                p.group_dir / "GROUP.json", {"status": "running", "config": config.to_dict()}
+            )
+        try:
+            return _run_group(p, timer)
+        except Exception as exc:
+            # Never left "running" forever: the group and its open records say failed, and why.
+            _mark_failed(p, f"{type(exc).__name__}: {exc}")
+            raise
 
 
 def _mark_failed(p: Plan, error: str) -> None:

@@ -79,18 +79,25 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_model_dir, task, tmp
     bad_step = int(message.split(" at step ")[1].split(";")[0])
     good_step = int(message.split("(step ")[1].split(")")[0])
     assert good_step <= bad_step - 2  # weights that produced a finite loss afterwards
-    partial = next((tmp_path / "bad" / "checkpoints").glob("unlearn-*.partial"))
-    assert not (partial / "RECIPE.json").exists()  # nothing looks finished
-    assert not list((tmp_path / "bad" / "checkpoints").glob("unlearn-*[0-9a-f]"))
-    rows = [json.loads(line) for line in (partial / "train_log.jsonl").read_text().splitlines()]
+    checkpoints = tmp_path / "bad" / "checkpoints"
+    kept_dir = Path(message.split("): ")[1].split(". Try")[0])
+    # Kept beside the stage's work folder, which is removed (it can never be resumed): the
+    # path the message names survives the failed stage and any later run.
+    assert kept_dir.parent == checkpoints and kept_dir.name.endswith(".last_good")
+    assert not list(checkpoints.glob("*.partial"))
+    assert not list(checkpoints.glob("*/RECIPE.json"))  # nothing looks finished
+    rows = [json.loads(line) for line in (kept_dir / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, bad_step))
-    kept = load_file(str(partial / "last_good" / "model.safetensors"))
+    kept = load_file(str(kept_dir / "model.safetensors"))
     assert all(torch.isfinite(t).all() for t in kept.values())
     # The kept weights are exactly those after `good_step` steps of the same seeded run.
     short = UnlearnConfig(method="grad_ascent", lr=1e3, batch_size=2, max_steps=good_step)
-    redo = run_in(tmp_path / "redo", monkeypatch, tiny_model_dir, task, short, seed=0)
+    # Run in the same cache: a later stage there sweeps work folders but keeps the last good one.
+    redo = run_in(tmp_path / "bad", monkeypatch, tiny_model_dir, task, short, seed=0)
     expected = load_file(str(redo / "model.safetensors"))
     assert all(torch.equal(kept[k], expected[k]) for k in expected)
+    again = load_file(str(kept_dir / "model.safetensors"))
+    assert all(torch.equal(kept[k], again[k]) for k in kept)
 
 
 def test_nan_without_snapshots_says_how_to_keep_one(tiny_model_dir, task, tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ from unlearn_bench.backends.base import (
     ScoreRequest,
     TokenScores,
 )
-from unlearn_bench.paths import cache_dir
+from unlearn_bench.paths import cache_dir, exclusive
 
 # Identity fields that do not change outputs and must not split a content-addressed key.
 _IDENTITY_IGNORED = ("note", "model", "model_path")
@@ -63,8 +63,15 @@ class ResponseCache:
         self.rebuilt = False
         try:
             self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            self._db = self._rebuild(exc)
+        except sqlite3.DatabaseError:
+            # SQLite serialises ordinary writes itself; moving a bad file aside is ours to
+            # serialise, or two processes would each move the other's fresh file away.
+            lock = self.path.with_name(self.path.name + ".lock")
+            with exclusive(lock, f"response cache {self.path}", wait=True):
+                try:
+                    self._db = self._open()  # another process may have rebuilt it meanwhile
+                except sqlite3.DatabaseError as exc:
+                    self._db = self._rebuild(exc)
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60)

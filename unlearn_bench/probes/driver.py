@@ -64,15 +64,19 @@ def probe_group(
     subjects = subjects_of(group_dir)
     if not subjects:
         raise UnlearnBenchError(f"{group_dir} holds no finished target or unlearned run")
+    from unlearn_bench.runner import group_lock
+
     out = []
-    for probe in probes:
-        done: dict[str, RunRecord] = {}
-        for subject in subjects:
-            start = time.perf_counter()
-            record = probe_one(ctx, probe, subject, done.get("target"))
-            done[subject.header["role"] if subject.header["role"] != "base" else "target"] = record
-            echo(f"    {record.root.name}: {time.perf_counter() - start:.1f} s")
-            out.append(record)
+    with group_lock(group_dir, group_dir.name):  # probe records are written into the group
+        for probe in probes:
+            done: dict[str, RunRecord] = {}
+            for subject in subjects:
+                start = time.perf_counter()
+                record = probe_one(ctx, probe, subject, done.get("target"))
+                role = subject.header["role"]
+                done[role if role != "base" else "target"] = record
+                echo(f"    {record.root.name}: {time.perf_counter() - start:.1f} s")
+                out.append(record)
     return out
 
 

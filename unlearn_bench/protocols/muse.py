@@ -31,6 +31,7 @@ from unlearn_bench.runner import (  # the runner's named steps, reused as they a
     Subject,
     Timer,
     evaluate_subject,
+    group_lock,
     open_record,
     plan,
     reference_for,
@@ -103,39 +104,39 @@ def run_muse_protocol(
         p = plan(config)
         names = list(forget_splits or PROTOCOLS[protocol])
         check_forget_splits(p, names)
-    p.group_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(p.group_dir / "GROUP.json", {"status": "running", "protocol": protocol})
-    references = train_subjects(p, timer)
-    target = references[0]
-    subjects: list[Subject] = []
-    for subject in references:
-        subject.record = open_record(p, subject)
-        if not subject.record.is_finished():
-            subject.record.update_header(model_path=subject.model_path, stage_info=subject.info)
-        subjects.append(subject)
-    for ucfg in config.unlearn:
-        start = target.model_path
-        for step, split in enumerate(names, 1):
-            with timer.stage(f"unlearn {ucfg.label or ucfg.method} on {split}"):
-                ckpt = _unlearn_step(p, split, start, ucfg)
-            subjects.append(_protocol_subject(p, protocol, step, split, ucfg, ckpt))
-            if protocol == "sustainability":
-                start = str(ckpt.path)  # the next request starts from this unlearned model
-    for subject in subjects:
-        evaluate_subject(p, subject, timer)
-    records = [s.record for s in subjects if s.record is not None]
-    with timer.stage("score"):
-        reference = reference_for(p, subjects)
-        for record in records:
-            if not record.is_finished():
-                finalize_results(record, p.spec, reference)
-    plots = draw_curves(records, p.spec.name, protocol, p.group_dir)
-    atomic_write_json(
-        p.group_dir / "GROUP.json",
-        {"status": "finished", "protocol": protocol, "config": config.to_dict(),
-         "seconds": timer.seconds, "runs": [r.run_id for r in records]},
-    )  # fmt: skip
-    return p.group_dir, records, plots
+    with group_lock(p.group_dir, p.group_id):  # a second copy of the command is refused
+        atomic_write_json(p.group_dir / "GROUP.json", {"status": "running", "protocol": protocol})
+        references = train_subjects(p, timer)
+        target = references[0]
+        subjects: list[Subject] = []
+        for subject in references:
+            subject.record = open_record(p, subject)
+            if not subject.record.is_finished():
+                subject.record.update_header(model_path=subject.model_path, stage_info=subject.info)
+            subjects.append(subject)
+        for ucfg in config.unlearn:
+            start = target.model_path
+            for step, split in enumerate(names, 1):
+                with timer.stage(f"unlearn {ucfg.label or ucfg.method} on {split}"):
+                    ckpt = _unlearn_step(p, split, start, ucfg)
+                subjects.append(_protocol_subject(p, protocol, step, split, ucfg, ckpt))
+                if protocol == "sustainability":
+                    start = str(ckpt.path)  # the next request starts from this unlearned model
+        for subject in subjects:
+            evaluate_subject(p, subject, timer)
+        records = [s.record for s in subjects if s.record is not None]
+        with timer.stage("score"):
+            reference = reference_for(p, subjects)
+            for record in records:
+                if not record.is_finished():
+                    finalize_results(record, p.spec, reference)
+        plots = draw_curves(records, p.spec.name, protocol, p.group_dir)
+        atomic_write_json(
+            p.group_dir / "GROUP.json",
+            {"status": "finished", "protocol": protocol, "config": config.to_dict(),
+             "seconds": timer.seconds, "runs": [r.run_id for r in records]},
+        )  # fmt: skip
+        return p.group_dir, records, plots
 
 
 def draw_curves(records: list[RunRecord], task: str, protocol: str, out_dir: Path) -> list[Path]:

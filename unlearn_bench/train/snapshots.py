@@ -30,6 +30,18 @@ def params_sharded(accelerator: Any) -> bool:
     return plugin is not None and plugin.zero_stage == 3
 
 
+def kept_dir(work_dir: Path) -> Path:
+    """Where a failed run's last good checkpoint goes: beside the work folder, never inside it.
+
+    A stage's work folder ``<name>.partial`` is removed when the stage fails or reruns
+    (train/checkpointing.py), so the model the user was told about goes to ``<name>.last_good``;
+    any other work folder keeps it in ``<work_dir>/last_good``.
+    """
+    if work_dir.name.endswith(".partial"):
+        return work_dir.with_name(work_dir.name.removesuffix(".partial") + ".last_good")
+    return work_dir / "last_good"
+
+
 class Snapshots:
     """Save, restore and export trainable-weight snapshots of a prepared model."""
 
@@ -119,10 +131,14 @@ class Snapshots:
         # finite loss, i.e. s <= step - 2; a snapshot from step - 1 made this very loss.
         good = [t for t in ("last", "previous") if self.steps.get(t, step) <= step - 2]
         if good and export is not None:
-            target = self.folder.parent / "last_good"
+            target = kept_dir(self.folder.parent)
             model = self._complete_model(good[0])
             if self.accelerator.is_main_process:
+                shutil.rmtree(target, ignore_errors=True)  # an older run's copy of this stage
                 export(model, target)
+                log = self.folder.parent / "train_log.jsonl"  # the steps up to the divergence
+                if log.is_file() and target.is_dir():
+                    shutil.copyfile(log, target / "train_log.jsonl")
             message += f" Last good checkpoint (step {self.steps[good[0]]}): {target}."
         else:
             message += " No checkpoint was taken before it (set save_every to keep one)."

@@ -29,6 +29,7 @@ from unlearn_bench.methods import Method, TokenBatch, UnlearnBatch, build_method
 from unlearn_bench.paths import atomic_write_json, cache_dir
 from unlearn_bench.tasks import TaskSpec
 from unlearn_bench.train.checkpointing import (
+    claim,
     export_model,
     merge_for_saving,
     mix_toward_start,
@@ -211,33 +212,34 @@ def finetune(inputs: StageInputs, split: str, cfg: TrainConfig) -> Checkpoint:
         "numerics": numerics.profile(),
     }  # fmt: skip
     final = checkpoint_dir("finetune", recipe)
-    if _finished(final):
-        return Checkpoint(final, True, final / "train_log.jsonl")
-    if not records:
-        raise UnlearnBenchError(f"cannot finetune on the empty split {split!r}")
-    from unlearn_bench.methods.losses import batch_nll
+    with claim(final):  # a second process for this stage waits, then reuses it
+        if _finished(final):
+            return Checkpoint(final, True, final / "train_log.jsonl")
+        if not records:
+            raise UnlearnBenchError(f"cannot finetune on the empty split {split!r}")
+        from unlearn_bench.methods.losses import batch_nll
 
-    model, tokenizer = _trainable(start, cfg, trust_remote_code, seed, cfg.trainable)
-    examples = examples_for(spec, tokenizer, records)
-    source = BatchSource(tokenizer, {"forget": examples}, cfg.batch_size, cfg.max_length, seed)
+        model, tokenizer = _trainable(start, cfg, trust_remote_code, seed, cfg.trainable)
+        examples = examples_for(spec, tokenizer, records)
+        source = BatchSource(tokenizer, {"forget": examples}, cfg.batch_size, cfg.max_length, seed)
 
-    def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
-        part = batch["forget"]
-        logits = m(input_ids=part.input_ids, attention_mask=part.attention_mask).logits
-        return batch_nll(logits, part.labels)
+        def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
+            part = batch["forget"]
+            logits = m(input_ids=part.input_ids, attention_mask=part.attention_mask).logits
+            return batch_nll(logits, part.labels)
 
-    tmp = _fresh_dir(final)
-    result = train(
-        model, loss_fn, source, total_steps(cfg, len(examples), world_size()), cfg, seed=seed,
-        out_dir=tmp, desc=f"finetune[{split}]",
-        rebuild=lambda: _trainable(start, cfg, trust_remote_code, seed, cfg.trainable)[0],
-        export=lambda m, out: export_model(m, tokenizer, out),
-    )  # fmt: skip
-    if is_main_process():
-        export_model(result.model, tokenizer, tmp)
-        publish(tmp, final, recipe)
-    barrier()
-    return Checkpoint(final, False, final / "train_log.jsonl")
+        tmp = _fresh_dir(final)
+        result = train(
+            model, loss_fn, source, total_steps(cfg, len(examples), world_size()), cfg, seed=seed,
+            out_dir=tmp, desc=f"finetune[{split}]",
+            rebuild=lambda: _trainable(start, cfg, trust_remote_code, seed, cfg.trainable)[0],
+            export=lambda m, out: export_model(m, tokenizer, out),
+        )  # fmt: skip
+        if is_main_process():
+            export_model(result.model, tokenizer, tmp)
+            publish(tmp, final, recipe)
+        barrier()
+        return Checkpoint(final, False, final / "train_log.jsonl")
 
 
 def control_probe_parts(
@@ -282,50 +284,54 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
         # checkpoints paired rows of different questions and must not be reused.
         recipe["paired_parts"] = "derived-per-step"
     final = checkpoint_dir("unlearn", recipe)
-    if _finished(final):
-        return Checkpoint(final, True, final / "train_log.jsonl")
-    model, tokenizer = _trainable(start, ucfg, trust_remote_code, seed, pattern)
-    reference = None
-    if "reference" in needs:
-        # Built once per run and frozen; methods never copy it per step.
-        reference, _ = _load_for_training(start, trust_remote_code)
-        reference.eval().requires_grad_(False)
-    method = method_cls(method_config, reference)
-    source = batch_source(
-        spec, tokenizer, splits, needs, method_config, ucfg.batch_size, ucfg.max_length, seed
-    )
-    control = ucfg.control
-    probe_parts = control_probe_parts(spec, tokenizer, splits, ucfg) if control.evaluates else {}
-    controller = Controller(control) if control.eval_every is not None else None
+    with claim(final):  # a second process for this stage waits, then reuses it
+        if _finished(final):
+            return Checkpoint(final, True, final / "train_log.jsonl")
+        model, tokenizer = _trainable(start, ucfg, trust_remote_code, seed, pattern)
+        reference = None
+        if "reference" in needs:
+            # Built once per run and frozen; methods never copy it per step.
+            reference, _ = _load_for_training(start, trust_remote_code)
+            reference.eval().requires_grad_(False)
+        method = method_cls(method_config, reference)
+        source = batch_source(
+            spec, tokenizer, splits, needs, method_config, ucfg.batch_size, ucfg.max_length, seed
+        )
+        control = ucfg.control
+        probe_parts = (
+            control_probe_parts(spec, tokenizer, splits, ucfg) if control.evaluates else {}
+        )
+        controller = Controller(control) if control.eval_every is not None else None
 
-    def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
-        device = batch["forget"].input_ids.device
-        if reference is not None and next(reference.parameters()).device != device:
-            reference.to(device)  # once: the frozen copy follows the trained model's device
-        return method.loss(m, batch)
+        def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
+            device = batch["forget"].input_ids.device
+            if reference is not None and next(reference.parameters()).device != device:
+                reference.to(device)  # once: the frozen copy follows the trained model's device
+            return method.loss(m, batch)
 
-    tmp = _fresh_dir(final)
-    result = train(
-        model, loss_fn, source, total_steps(ucfg, len(source.parts["forget"]), world_size()), ucfg,
-        seed=seed, out_dir=tmp, desc=f"unlearn[{ucfg.method}]",
-        step_logs=lambda: dict(method.logs), controller=controller,
-        probe=lambda m: probe(m, probe_parts),
-        rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed, pattern)[0],
-        export=lambda m, out: export_model(m, tokenizer, out),
-    )  # fmt: skip
-    if is_main_process():
-        summary: dict[str, Any] = {"steps": result.steps, "stop_reason": result.stop_reason}
-        if controller is not None:
-            summary.update(controller.summary())
-        merged = merge_for_saving(result.model, tmp)
-        if control.mix:
-            # theta_0: the frozen reference when the method has one, else the start reloaded.
-            theta0 = reference
-            if theta0 is None:
-                theta0 = _load_for_training(start, trust_remote_code)[0]
-            summary["mix"] = mix_toward_start(merged, theta0, probe_parts, control)
-        atomic_write_json(tmp / "controls.json", summary)
-        export_model(merged, tokenizer, tmp)
-        publish(tmp, final, recipe)
-    barrier()
-    return Checkpoint(final, False, final / "train_log.jsonl")
+        tmp = _fresh_dir(final)
+        steps = total_steps(ucfg, len(source.parts["forget"]), world_size())
+        result = train(
+            model, loss_fn, source, steps, ucfg, seed=seed, out_dir=tmp,
+            desc=f"unlearn[{ucfg.method}]",
+            step_logs=lambda: dict(method.logs), controller=controller,
+            probe=lambda m: probe(m, probe_parts),
+            rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed, pattern)[0],
+            export=lambda m, out: export_model(m, tokenizer, out),
+        )  # fmt: skip
+        if is_main_process():
+            summary: dict[str, Any] = {"steps": result.steps, "stop_reason": result.stop_reason}
+            if controller is not None:
+                summary.update(controller.summary())
+            merged = merge_for_saving(result.model, tmp)
+            if control.mix:
+                # theta_0: the frozen reference when the method has one, else the start reloaded.
+                theta0 = reference
+                if theta0 is None:
+                    theta0 = _load_for_training(start, trust_remote_code)[0]
+                summary["mix"] = mix_toward_start(merged, theta0, probe_parts, control)
+            atomic_write_json(tmp / "controls.json", summary)
+            export_model(merged, tokenizer, tmp)
+            publish(tmp, final, recipe)
+        barrier()
+        return Checkpoint(final, False, final / "train_log.jsonl")
