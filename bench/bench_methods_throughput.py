@@ -37,6 +37,11 @@ METHODS: list[tuple[str, str, dict[str, Any]]] = [
     ("idk_dpo", "idk_dpo", {}),
     ("flat", "flat", {}),
     ("rmu", "rmu", {}),
+    ("undial", "undial", {}),
+    ("ce_u", "ce_u", {}),
+    ("wga", "wga", {}),
+    ("satimp", "satimp", {}),
+    ("pdu", "pdu", {"args": {"epsilon": 1.0}}),  # epsilon as in configs/sweep_methods.yaml
     ("npo+lora", "npo", {"lora": {"r": 8, "alpha": 16}}),
 ]
 

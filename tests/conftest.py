@@ -69,4 +69,3 @@ def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-
         if set(marks) & set(EXTENDED_MARKERS):
             report.outcome = "failed"
             report.longrepr = f"skipped under UNLEARN_BENCH_NO_SKIP=1: {report.longrepr}"
-

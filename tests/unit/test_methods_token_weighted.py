@@ -94,17 +94,21 @@ def test_ce_u_target_drops_the_true_token() -> None:
 
     assert method_loss("ce_u") == pytest.approx(per_sample_mean(term), rel=1e-5)
     # Variant: the first answer token of each row is not scored (row 0 keeps t=1, row 1 t=2).
-    only_second = (soft_ce([2.0, 0.0, -math.inf], LOGITS[0][1])
-                   + soft_ce([1.2, 0.7, -math.inf], LOGITS[1][2])) / 2
+    only_second = (
+        soft_ce([2.0, 0.0, -math.inf], LOGITS[0][1]) + soft_ce([1.2, 0.7, -math.inf], LOGITS[1][2])
+    ) / 2
     assert method_loss("ce_u", ignore_first_token=True) == pytest.approx(only_second, rel=1e-5)
 
 
-@pytest.mark.parametrize(("name", "args", "b1", "b2", "scale"), [
-    ("wga", {"beta": 1.0, "retain_weight": 0.0}, 1.0, 0.0, 1.0),
-    ("wga", {"beta": 2.5, "retain_weight": 0.5}, 2.5, 0.0, 1.0),
-    ("satimp", {"retain_weight": 0.0}, 5.0, 1.0, 0.1),
-    ("satimp", {"beta1": 2.0, "beta2": 3.0, "gamma": 1.0, "retain_weight": 0.5}, 2.0, 3.0, 1.0),
-])
+@pytest.mark.parametrize(
+    ("name", "args", "b1", "b2", "scale"),
+    [
+        ("wga", {"beta": 1.0, "retain_weight": 0.0}, 1.0, 0.0, 1.0),
+        ("wga", {"beta": 2.5, "retain_weight": 0.5}, 2.5, 0.0, 1.0),
+        ("satimp", {"retain_weight": 0.0}, 5.0, 1.0, 0.1),
+        ("satimp", {"beta1": 2.0, "beta2": 3.0, "gamma": 1.0, "retain_weight": 0.5}, 2.0, 3.0, 1.0),
+    ],
+)
 def test_weighted_ascent(name: str, args: dict, b1: float, b2: float, scale: float) -> None:
     def term(r: int, t: int, y: int) -> float:
         p = softmax(LOGITS[r][t])[y]
@@ -146,8 +150,13 @@ def test_ls_lists_them_with_their_papers(capsys: pytest.CaptureFixture[str]) -> 
 
     assert main(["ls", "methods"]) == 0
     lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
-    for name, arxiv in [("undial", "2402.10052"), ("ce_u", "2503.01224"), ("wga", "2502.19301"),
-                        ("satimp", "2505.11953"), ("pdu", "2506.05314")]:
+    for name, arxiv in [
+        ("undial", "2402.10052"),
+        ("ce_u", "2503.01224"),
+        ("wga", "2502.19301"),
+        ("satimp", "2505.11953"),
+        ("pdu", "2506.05314"),
+    ]:
         assert arxiv in lines[name]
 
 

@@ -47,6 +47,7 @@ class CEU(WithRetainNLL):
     config_cls = CEUConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """CE-U's loss: cross-entropy against the target with the label's logit removed."""
         forget = batch["forget"]
         labels = forget.labels
         if self.config.ignore_first_token:

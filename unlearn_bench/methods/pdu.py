@@ -47,6 +47,7 @@ class PDU(Method):
         self.dual = config.initial_dual
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """PDU's Lagrangian (forget flattening + lambda * retain NLL), then one dual ascent step."""
         forget, retain = batch["forget"], batch["retain"]
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits
         forget_loss = logit_margin_flattening(logits, forget.labels).mean()

@@ -44,6 +44,7 @@ class SatImp(WithRetainNLL):
     config_cls = SatImpConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """SatImp's loss: answer-token NLL ascent weighted by p^beta1 (1-p)^beta2, detached."""
         forget = batch["forget"]
         cfg = self.config
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits

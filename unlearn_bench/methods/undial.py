@@ -42,6 +42,7 @@ class UNDIAL(WithRetainNLL):
     config_cls = UNDIALConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """UNDIAL's loss: distil the reference's logits with the label's logit lowered by beta."""
         assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
         forget = batch["forget"]
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits

@@ -40,6 +40,7 @@ class WGA(WithRetainNLL):
     config_cls = WGAConfig
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
+        """WGA's loss: answer-token NLL ascent weighted by the detached p(token)^beta."""
         forget = batch["forget"]
         logits = model(input_ids=forget.input_ids, attention_mask=forget.attention_mask).logits
         forget_loss = weighted_ascent_loss(logits, forget.labels, self.config.beta, 0.0).mean()
