@@ -41,6 +41,7 @@ def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
         )
     path = Path(name).expanduser()
     if path.is_dir():
+        _refuse_folders_named_as_files(path)
         if not (path / "config.json").is_file():
             raise UnlearnBenchError(f"model directory {path} has no config.json")
         return ResolvedModel(name, str(path.resolve()))
@@ -53,6 +54,23 @@ def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
             f"nor the alias {SMOLLM2_ALIAS!r}"
         )
     return ResolvedModel(name, name, revision=revision or "main")
+
+
+# What a model folder holds as files (config, weights, tokenizer, chat template, remote code).
+_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".jinja", ".model", ".txt", ".py")
+
+
+def _refuse_folders_named_as_files(model_dir: Path) -> None:
+    """A directory where the model folder should hold a file (``model.safetensors/``) is refused.
+
+    Loaders either crash on it or skip it silently (a tokenizer_config.json directory dropped the
+    pad token; a generation_config.json one was ignored), so it is caught before any work.
+    """
+    for entry in sorted(model_dir.iterdir()):
+        if entry.suffix in _FILE_SUFFIXES and entry.is_dir():
+            raise UnlearnBenchError(
+                f"model folder {model_dir}: {entry.name} is a directory, expected a file"
+            )
 
 
 def _gguf_file() -> Path:

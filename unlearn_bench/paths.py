@@ -33,6 +33,15 @@ def cache_dir() -> Path:
     return root
 
 
+def require_file(path: Path, what: str) -> Path:
+    """``path`` if it is a file; a directory or nothing there is a one-line error naming it."""
+    if path.is_dir():
+        raise UnlearnBenchError(f"{what} {path} is a directory, expected a file")
+    if not path.is_file():
+        raise UnlearnBenchError(f"{what} not found: {path}")
+    return path
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and rename, so readers never see half."""
     path.parent.mkdir(parents=True, exist_ok=True)

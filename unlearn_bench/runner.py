@@ -94,6 +94,7 @@ def plan(config: RunConfig) -> Plan:
     if config.model != "smollm2-135m":  # the embedded default is converted on first use
         resolve_model(config.model)
     splits = load_task_data(spec, config.data_dir)
+    evaluation_sets(spec, splits, config.eval.limit)  # an empty one is refused before any work
     if config.utility is not None:  # unknown lm-eval task or missing data: fail before training
         from unlearn_bench.utility.lm_eval_bridge import check
 
@@ -102,6 +103,20 @@ def plan(config: RunConfig) -> Plan:
     group_dir = Path(config.runs_dir) / group_id
     check_group(group_dir, config)
     return Plan(config, spec, splits, group_dir, group_id)
+
+
+def evaluation_sets(
+    spec: TaskSpec, splits: dict[str, list[dict]], limit: int | None
+) -> dict[str, list[dict]]:
+    """Each eval set's records: its split, cut to the set's and the run's limits; none empty."""
+    sets = {name: splits[e.split][: e.limit][:limit] for name, e in spec.evaluation.items()}
+    for name, records in sets.items():
+        if not records:
+            raise UnlearnBenchError(
+                f"task {spec.name}: evaluation set {name!r} (split "
+                f"{spec.evaluation[name].split!r}) is empty; nothing to evaluate"
+            )
+    return sets
 
 
 # Settings that never change a group's numbers: a resume may differ in these only.
@@ -223,10 +238,7 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
         start = time.perf_counter()
         backend = make_backend(p.config, subject.model_path)
         try:
-            limit = p.config.eval.limit
-            sets = {
-                name: p.splits[e.split][: e.limit][:limit] for name, e in p.spec.evaluation.items()
-            }
+            sets = evaluation_sets(p.spec, p.splits, p.config.eval.limit)
             samples = collect_observations(
                 backend, p.spec, sets, p.config.eval.max_new_tokens, p.config.data_dir
             )

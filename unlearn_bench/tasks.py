@@ -200,6 +200,11 @@ def _validate(spec: TaskSpec, where: str) -> None:
             raise UnlearnBenchError(f"{where}: unknown capability {cap!r} in requires")
     if not spec.evaluation:
         raise UnlearnBenchError(f"{where}: evaluation must name at least one eval set")
+    for name, eval_set in spec.evaluation.items():
+        limit = eval_set.limit
+        # 0 left nothing to evaluate; a negative slice bound silently dropped items.
+        if limit is not None and (isinstance(limit, bool) or limit < 1):
+            raise UnlearnBenchError(f"{where}: evaluation.{name}.limit must be >= 1, got {limit}")
 
 
 def find_task(name_or_path: str) -> Path:

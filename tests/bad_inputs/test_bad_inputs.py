@@ -80,6 +80,35 @@ def _list_config(tmp: Path) -> list[str]:
     return ["run", "--config", str(path)]
 
 
+def _eval_set_limit_zero(tmp: Path) -> list[str]:
+    shipped = Path(__file__).resolve().parents[2] / "tasks" / TASK / f"{TASK}.yaml"
+    path = tmp / "task.yaml"
+    path.write_text(shipped.read_text().replace("    limit: 24\n", "    limit: 0\n"))
+    assert "limit: 0" in path.read_text()
+    # A hub id the fake backend never loads: without the check, the case costs no real model.
+    return ["eval", "--task", str(path), "--backend", "fake", "--model", "nobody/none"]
+
+
+def _empty_eval_split(tmp: Path) -> list[str]:
+    from tofu_fixtures import write_tofu_fixture
+
+    data = write_tofu_fixture(tmp / "tofu")
+    (data / "world_facts_perturbed.json").write_text("[]")
+    # Backend hf (TOFU needs grad): the check comes before any model is loaded.
+    return ["eval", "--task", "tofu_forget01", "--backend", "hf", "--model", "nobody/none",
+            "--data-dir", str(data)]  # fmt: skip
+
+
+def _data_file_directory(tmp: Path) -> list[str]:
+    from tofu_fixtures import write_tofu_fixture
+
+    data = write_tofu_fixture(tmp / "tofu")
+    (data / "forget01_perturbed.json").unlink()
+    (data / "forget01_perturbed.json").mkdir()
+    return ["eval", "--task", "tofu_forget01", "--backend", "hf", "--model", "nobody/none",
+            "--data-dir", str(data)]  # fmt: skip
+
+
 # (name, argv builder, words the one-line error must contain)
 CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("lr zero", _config("unlearn: [{method: grad_ascent, lr: 0}]\n"), ["unlearn.lr", "0"]),
@@ -104,6 +133,9 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("task is a directory", _directory_task, ["task.yaml", "directory"]),
     ("config not a mapping", _list_config, ["mapping"]),
     ("task enables remote code", _remote_code_task, ["trust_remote_code", "task file"]),
+    ("eval set limit zero", _eval_set_limit_zero, ["evaluation.retain.limit", "0"]),
+    ("data file is a directory", _data_file_directory, ["forget01_perturbed.json", "directory"]),
+    ("eval set empty", _empty_eval_split, ["'world_facts'", "world_facts_perturbed", "empty"]),
 ]
 
 

@@ -49,12 +49,27 @@ def _truncated_weights(folder: Path) -> None:
     weights.write_bytes(weights.read_bytes()[:1000])
 
 
+def _directory_instead_of(name: str) -> Callable[[Path], None]:
+    """Replace the folder's file ``name`` by a directory of that name."""
+
+    def damage(folder: Path) -> None:
+        (folder / name).unlink(missing_ok=True)
+        (folder / name).mkdir()
+
+    return damage
+
+
 CASES: list[tuple[str, Callable[[Path], None], str]] = [
     ("renamed tensor", _renamed_tensor, "does not match its weights"),
     ("pickle only", _pickle_only, "pickle"),
     ("config wrong type", _config_wrong_type, "cannot load model"),
     ("unknown architecture", _unknown_architecture, "cannot load model"),
     ("truncated weights", _truncated_weights, "cannot load model"),
+    # A traceback, a dropped pad token (TypeError) and a silently ignored file before.
+    ("weights a directory", _directory_instead_of("model.safetensors"), "model.safetensors is a"),
+    ("tokenizer config a directory", _directory_instead_of("tokenizer_config.json"), "is a dir"),
+    ("generation config a directory", _directory_instead_of("generation_config.json"), "is a dir"),
+    ("config a directory", _directory_instead_of("config.json"), "config.json is a directory"),
 ]
 
 

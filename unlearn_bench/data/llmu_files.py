@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import require_file
 
 Row = dict[str, Any]
 DATA_ENV = "UNLEARN_BENCH_DATA"
@@ -62,10 +63,7 @@ def data_root(data_dir: Path | None, what: str) -> Path:
 
 def local_file(root: Path, relative: str) -> Path:
     """``root / relative``, which must be a file (else a one-line error)."""
-    path = root / relative
-    if not path.is_file():
-        raise UnlearnBenchError(f"data file not found: {path}")
-    return path
+    return require_file(root / relative, "data file")
 
 
 def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
@@ -260,12 +258,9 @@ def read_book(root: Path | None, source: str) -> tuple[str, str]:
         zip_path_s, member = source.split("::", 1)
         zip_path = Path(zip_path_s).expanduser()
     else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise UnlearnBenchError(f"book file not found: {path}")
+        path = require_file(Path(source).expanduser(), "book file")
         return _decode(path.read_bytes())
-    if not zip_path.is_file():
-        raise UnlearnBenchError(f"zip file not found: {zip_path}")
+    require_file(zip_path, "zip file")
     with zipfile.ZipFile(zip_path) as archive:
         if member not in archive.namelist():
             raise UnlearnBenchError(f"{zip_path} has no member {member!r}")

@@ -111,6 +111,8 @@ def _find_files(
             path = root / f"{level}_level" / f"{which}_set_{file_filter}.parquet"
             if path.is_file():
                 found[(level, which)] = path
+            elif path.is_dir():
+                problems.append(f"{path.relative_to(root)} is a directory, expected a file")
             else:
                 problems.append(f"missing {path.relative_to(root)}")
     return found

@@ -38,6 +38,7 @@ from typing import Any
 
 from unlearn_bench.data.unavailable import UnavailableSplit
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import require_file
 from unlearn_bench.tasks import DATA_SOURCES
 
 REPO = "muse-bench/MUSE-News"
@@ -153,8 +154,8 @@ def _read_local(root: Path, name: str, stems: tuple[str, ...]) -> list[Any] | Un
     for stem in stems:
         for suffix in (".json", ".json.gz"):
             path = root / f"{stem}{suffix}"
-            if path.is_file():
-                return _read_json(path)
+            if path.exists():  # a directory there is an error, never a silently missing split
+                return _read_json(require_file(path, "MUSE data file"))
     tried = " or ".join(f"{s}.json[.gz]" for s in stems)
     key = name.split("_")[0] if name.startswith(("scal", "sust")) else name
     why = _NEEDED_FOR.get(key, f"the {name} evaluation needs it")

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import require_file
 
 REFUSAL_TEMPLATES: tuple[str, ...] = (
     "I'm not able to answer that.",
@@ -52,9 +53,7 @@ def load_refusals(path: str | Path | None) -> list[str]:
     """Return refusal sentences: the built-in templates for None, else one per non-blank line."""
     if path is None:
         return list(REFUSAL_TEMPLATES)
-    file = Path(path)
-    if not file.is_file():
-        raise UnlearnBenchError(f"refusal file not found: {file}")
+    file = require_file(Path(path), "refusal file")
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import require_file
 from unlearn_bench.tasks import DATA_SOURCES
 
 REPO = "locuslab/TOFU"
@@ -100,10 +101,7 @@ def read_local_config(data_dir: Path, config: str) -> list[Any]:
     """``<data_dir>/<config>.json`` (the hub repository's file names)."""
     if not data_dir.is_dir():
         raise UnlearnBenchError(f"TOFU data directory not found: {data_dir}")
-    path = data_dir / f"{config}.json"
-    if not path.is_file():
-        raise UnlearnBenchError(f"TOFU config {config!r} not found: no {path}")
-    return read_json_values(path)
+    return read_json_values(require_file(data_dir / f"{config}.json", f"TOFU config {config!r}"))
 
 
 def read_hub_config(repo: str, config: str, revision: str | None) -> list[Any]:
