@@ -26,7 +26,7 @@ from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.leaderboard.formats import arrow, fmt
-from unlearn_bench.leaderboard.rows import Row
+from unlearn_bench.leaderboard.rows import Row, method_text
 from unlearn_bench.yaml_strict import build_dataclass, load_yaml
 
 TRANSCRIBED = "transcribed"
@@ -231,7 +231,7 @@ def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
     for line in lines:
         row = line["row"]
         who = (
-            " ".join(filter(None, [row.label, row.hparams])) + f" ({', '.join(row.run_ids)})"
+            " ".join(filter(None, [method_text(row), row.hparams])) + f" ({', '.join(row.run_ids)})"
             if row
             else "no run"
         )
@@ -254,6 +254,11 @@ def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
     notes += [f"- scale: published {m.name} x {m.scale:g}" for m in table.metrics if m.scale != 1]
     if src.notes:
         notes.append(f"- source: {src.notes}")
+    if any(line["row"] is not None and line["row"].collapsed for line in lines):
+        notes.append(
+            "- [COLLAPSED]: our model collapsed (train/collapse.py); its numbers describe a "
+            "broken model, not unlearning, and match nothing published"
+        )
     if any(line["not_meaningful"] for line in lines):
         notes.append(f"- {NOT_MEANINGFUL}: not meaningful, the source's mark for collapsed outputs")
     return "\n".join(out + ([""] + notes if notes else [])) + "\n"

@@ -15,13 +15,19 @@ import json
 import math
 from typing import Any
 
-from unlearn_bench.leaderboard.rows import Cell, Column, Row, columns_for
+from unlearn_bench.leaderboard.rows import Cell, Column, Row, columns_for, method_text
 
 LEGEND = (
     "↑ higher is better, ↓ lower is better, no arrow: no better direction. "
     "± is the standard error of the mean over items; in rows with several seeds the value is the "
     "mean over seeds and ± the standard error over seeds. CSV, HTML and JSON also give 95% "
     "Student-t confidence intervals."
+)
+COLLAPSED_NOTE = (
+    "[COLLAPSED: reason]: the unlearned model collapsed (uniform output, one-token or empty "
+    "generations, or retain probability under the floor; thresholds and values in the run "
+    "header's collapse_check). Its numbers describe a broken model, not unlearning: never "
+    "rank it."
 )
 
 
@@ -65,6 +71,8 @@ def task_list(rows: list[Row]) -> str:
 
 def _footer(rows: list[Row], columns: list[Column]) -> list[str]:
     lines = [f"Task: {task_list(rows)}", f"Metric versions: {version_list(columns)}", LEGEND]
+    if any(r.collapsed for r in rows):
+        lines.append(COLLAPSED_NOTE)
     if len({(r.task, r.task_fingerprint) for r in rows}) > len({r.task for r in rows}):
         lines.append("Warning: rows come from different task versions; compare with care.")
     return lines
@@ -79,7 +87,7 @@ def to_markdown(rows: list[Row]) -> str:
     head += [c.key + arrow(c.higher_is_better) for c in columns] + ["runs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row.model, row.label, row.hparams, str(len(row.seeds))]
+        cells = [row.model, method_text(row), row.hparams, str(len(row.seeds))]
         cells += [cell_text(row.metrics.get(c.key)) for c in columns]
         cells.append(", ".join(row.run_ids))
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -97,12 +105,17 @@ def to_csv(rows: list[Row]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     meta = ["task", "task_version", "task_fingerprint", "model", "method", "role"]
     meta += ["hyperparameters", "seeds", "run_ids"]
+    # The column exists when a row collapsed: tables without one keep their bytes.
+    flagged = any(r.collapsed for r in rows)
+    meta += ["collapsed"] if flagged else []
     stats = [f"{c.key}{suffix}" for c in columns for suffix in ("", ":stderr", ":n")]
     cis = [f"{c.key}{suffix}" for c in columns for suffix in (":ci95_low", ":ci95_high")]
     writer.writerow(meta + stats + cis)
     for row in rows:
         out = [row.task, _num(row.task_version), row.task_fingerprint or "", row.model, row.label]
         out += [row.role, row.hparams, " ".join(map(str, row.seeds)), " ".join(row.run_ids)]
+        if flagged:
+            out.append(_collapse_text(row))
         for c in columns:
             cell = row.metrics.get(c.key)
             out += [_num(cell.value), _num(cell.stderr), _num(cell.n)] if cell else ["", "", ""]
@@ -112,6 +125,12 @@ def to_csv(rows: list[Row]) -> str:
             out += [_num(ci[0]), _num(ci[1])] if ci else ["", ""]
         writer.writerow(out)
     return buffer.getvalue()
+
+
+def _collapse_text(row: Row) -> str:
+    """``reason at where: detail`` of a collapsed row, else empty."""
+    c = row.collapsed
+    return f"{c.get('reason')} at {c.get('where')}: {c.get('detail', '')}" if c else ""
 
 
 _CSS = (
@@ -142,7 +161,7 @@ def to_html(rows: list[Row], title: str = "") -> str:
     )
     body = []
     for row in rows:
-        meta = (row.model, row.label, row.hparams, str(len(row.seeds)))
+        meta = (row.model, method_text(row), row.hparams, str(len(row.seeds)))
         cells = "".join(f'<td class="t">{e(m)}</td>' for m in meta)
         cells += "".join(_html_cell(row.metrics.get(c.key)) for c in columns)
         cells += f'<td class="t">{e(", ".join(row.run_ids))}</td>'
@@ -177,7 +196,7 @@ def to_latex(rows: list[Row]) -> str:
     lines.append(" & ".join(head) + r" \\")
     lines.append(r"\midrule")
     for row in rows:
-        cells = [tex_escape(row.model), tex_escape(row.label), tex_escape(row.hparams)]
+        cells = [tex_escape(row.model), tex_escape(method_text(row)), tex_escape(row.hparams)]
         for c in columns:
             text = cell_text(row.metrics.get(c.key), pm=r" $\pm$ ")
             cells.append(text.replace("-", "--") if text == "-" else text)
@@ -211,6 +230,7 @@ def to_json(rows: list[Row]) -> str:
                 "hyperparameters": r.hparams,
                 "seeds": r.seeds,
                 "run_ids": r.run_ids,
+                **({"collapsed": r.collapsed} if r.collapsed else {}),
                 "metrics": {
                     k: {
                         "value": c.value,

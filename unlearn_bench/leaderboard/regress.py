@@ -13,8 +13,13 @@ baseline's magnitude (``rel:0.5``). An exact key beats a glob, a longer glob bea
 a metric no pattern matches gets tolerance 0 (any move in the wrong direction fails).
 
 A metric regresses when it moves beyond its tolerance in the wrong direction, or disappears,
-or becomes empty, or changes version (a new definition needs a new baseline). Moves beyond
-tolerance in the right direction are reported as improvements (time to refresh the baseline).
+or becomes empty, or changes version (a new definition needs a new baseline). A row whose model
+collapsed (``train/collapse.py``) is reported first, as ``COLLAPSED`` with the reason: its
+numbers are still compared (they are the code's deterministic output, which CI guards), but
+the report says they describe a broken model. Collapse alone does not fail the check: on
+CI's tiny random model unlearning often loops generations, and that is not a code change.
+Moves beyond tolerance in the right direction are reported as improvements (time to refresh
+the baseline).
 """
 
 from __future__ import annotations
@@ -157,7 +162,7 @@ def load_baseline(path: Path) -> dict[str, Any]:
 class Finding:
     """One metric of one row against its baseline."""
 
-    status: str  # "regressed", "improved", "ok", "new"
+    status: str  # "regressed", "improved", "ok", "new", "collapsed" (a row, not a metric)
     row: str
     metric: str
     baseline: float | None = None
@@ -223,19 +228,26 @@ def compare_with_baseline(
             findings.append(check_metric(rid, metric, entry, row.metrics.get(metric), tolerances))
     for rid in sorted(set(current) - set(baseline.get("rows") or {})):
         findings.append(Finding("new", rid, "*", reason="row not in the baseline"))
+    for rid, row in sorted(current.items()):
+        if row.collapsed:
+            c = row.collapsed
+            reason = f"the model collapsed ({c.get('reason')} at {c.get('where')}); "
+            findings.append(Finding("collapsed", rid, "*", reason=reason + "not a result"))
     return findings
 
 
 def report(findings: list[Finding], verbose: bool = False) -> str:
     """A readable diff: regressions first, grouped by row; ``ok`` lines only when verbose."""
     counts = {
-        s: sum(f.status == s for f in findings) for s in ("regressed", "improved", "ok", "new")
+        s: sum(f.status == s for f in findings)
+        for s in ("regressed", "collapsed", "improved", "ok", "new")
     }
     lines = [
         f"regress: {counts['regressed']} regressed, {counts['improved']} improved, "
         f"{counts['ok']} within tolerance, {counts['new']} new"
+        + (f", {counts['collapsed']} collapsed" if counts["collapsed"] else "")
     ]
-    order = {"regressed": 0, "improved": 1, "new": 2, "ok": 3}
+    order = {"collapsed": -1, "regressed": 0, "improved": 1, "new": 2, "ok": 3}
     shown = [f for f in findings if verbose or f.status != "ok"]
     last_row = None
     for f in sorted(shown, key=lambda f: (order[f.status], f.row, f.metric)):

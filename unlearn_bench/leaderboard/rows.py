@@ -16,6 +16,10 @@ n the number of items (or seeds) behind the value; a result entry that carries i
 
 A metric recorded under two versions in one table becomes two columns, ``name@v1`` and
 ``name@v2``: numbers from different definitions are never averaged or shown as one column.
+
+A row any of whose runs was marked collapsed (header ``collapsed``, see
+``train/collapse.py``) carries that verdict in ``Row.collapsed``: every format labels it, and
+nothing that ranks rows (the viewer's best cells) counts it.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class Row:
     config: dict[str, Any] = field(default_factory=dict)
     settings: str = ""  # hparams without the protocol tag (plots group curves by it)
     protocol: dict[str, Any] | None = None  # header "protocol" (MUSE scalability/sustainability)
+    collapsed: dict[str, Any] | None = None  # the first collapsed run's verdict, else None
 
     @property
     def run_id(self) -> str:
@@ -266,6 +271,7 @@ def rows_from_records(records: list[RunRecord]) -> list[Row]:
                 config=header.get("config") or {},
                 settings=_settings_text(header),
                 protocol=header.get("protocol"),
+                collapsed=next((r[0]["collapsed"] for r in runs if r[0].get("collapsed")), None),
             )
         )
     _disambiguate(rows)
@@ -286,6 +292,13 @@ def _disambiguate(rows: list[Row]) -> None:
             for row in group:
                 digest = hashlib.sha256(row.key.encode()).hexdigest()[:8]
                 row.hparams = f"{row.hparams} [cfg {digest}]".strip()
+
+
+def method_text(row: Row) -> str:
+    """The row's method cell: its label, with a collapse marker when the model collapsed."""
+    if not row.collapsed:
+        return row.label
+    return f"{row.label} [COLLAPSED: {row.collapsed.get('reason', '?')}]"
 
 
 def columns_for(rows: list[Row]) -> list[Column]:

@@ -35,6 +35,7 @@ from unlearn_bench.train.checkpointing import (
     mix_toward_start,
     publish,
 )
+from unlearn_bench.train.collapse import watch_forget
 from unlearn_bench.train.controls import Controller, probe
 from unlearn_bench.train.distributed import barrier, is_main_process, world_size
 from unlearn_bench.train.loop import (
@@ -303,10 +304,13 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
         )
         controller = Controller(control) if control.eval_every is not None else None
 
+        watched: dict[str, float] = {}
+
         def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
             device = batch["forget"].input_ids.device
             if reference is not None and next(reference.parameters()).device != device:
                 reference.to(device)  # once: the frozen copy follows the trained model's device
+            watched.update(watch_forget(m, batch["forget"]))
             return method.loss(m, batch)
 
         tmp = _fresh_dir(final)
@@ -314,7 +318,7 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
         result = train(
             model, loss_fn, source, steps, ucfg, seed=seed, out_dir=tmp,
             desc=f"unlearn[{ucfg.method}]",
-            step_logs=lambda: dict(method.logs), controller=controller,
+            step_logs=lambda: {**method.logs, **watched}, controller=controller,
             probe=lambda m: probe(m, probe_parts),
             rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed, pattern)[0],
             export=lambda m, out: export_model(m, tokenizer, out),

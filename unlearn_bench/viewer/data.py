@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.leaderboard.rows import Cell, Row, columns_for
+from unlearn_bench.leaderboard.rows import Cell, Row, columns_for, method_text
 from unlearn_bench.runs import RunRecord
 
 # Text fields of a sample worth reading beside the generation, in display order.
@@ -51,10 +51,17 @@ def _cell(cell: Cell) -> dict[str, Any]:
 
 
 def best_cells(rows: list[Row], key: str, higher_is_better: bool | None) -> list[int]:
-    """Indices of the rows holding the best value of a column (none when no direction)."""
+    """Indices of the rows holding the best value of a column (none when no direction).
+
+    A collapsed row is never best: its numbers describe a broken model (train/collapse.py).
+    """
     if higher_is_better is None:
         return []
-    values = [(i, _number(r.metrics[key].value)) for i, r in enumerate(rows) if key in r.metrics]
+    values = [
+        (i, _number(r.metrics[key].value))
+        for i, r in enumerate(rows)
+        if key in r.metrics and not r.collapsed
+    ]
     present = [(i, v) for i, v in values if v is not None]
     if not present:
         return []
@@ -80,7 +87,8 @@ def board(task: str, rows: list[Row]) -> dict[str, Any]:
         "columns": columns,
         "rows": [
             {
-                "label": r.label,
+                "label": method_text(r),
+                "collapsed": r.collapsed,
                 "role": r.role,
                 "model": r.model,
                 "hparams": r.hparams,
