@@ -278,6 +278,9 @@ class RunConfig:
     probe_settings: ProbeSettings = field(default_factory=ProbeSettings)
     cache: bool = True
     trust_remote_code: bool = False
+    # Load a model folder holding only pickle weights (pytorch_model*.bin), with
+    # torch.load(weights_only=True) and tensors only; off: such folders are refused.
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         check_folder_name("run id", self.run_id, nested=True)

@@ -92,7 +92,7 @@ def plan(config: RunConfig) -> Plan:
     if len(set(labels)) != len(labels):
         raise UnlearnBenchError(f"two unlearning entries share a label: {labels}; set 'label'")
     if config.model != "smollm2-135m":  # the embedded default is converted on first use
-        resolve_model(config.model)
+        _check_weights_format(config, resolve_model(config.model).load_path)
     splits = load_task_data(spec, config.data_dir)
     evaluation_sets(spec, splits, config.eval.limit)  # an empty one is refused before any work
     if config.utility is not None:  # unknown lm-eval task or missing data: fail before training
@@ -103,6 +103,19 @@ def plan(config: RunConfig) -> Plan:
     group_dir = Path(config.runs_dir) / group_id
     check_group(group_dir, config)
     return Plan(config, spec, splits, group_dir, group_id)
+
+
+def _check_weights_format(config: RunConfig, load_path: str) -> None:
+    """Pickle-only weights: refused, or with ``allow_pickle`` checked to hold tensors only."""
+    from unlearn_bench.backends.hf import pickle_only, weights_kwargs
+
+    if not pickle_only(load_path):
+        return
+    if config.allow_pickle and config.backend not in ("hf", "fake"):
+        raise UnlearnBenchError(
+            f"allow_pickle loads pickle weights through backend 'hf' only, not {config.backend!r}"
+        )
+    weights_kwargs(load_path, config.allow_pickle)  # raises unless allowed and tensors only
 
 
 def evaluation_sets(
@@ -161,6 +174,7 @@ def _check_resume(group_dir: Path, config: RunConfig) -> None:
     except ValueError:
         raise UnlearnBenchError(f"{group_file} is not valid JSON; delete the group") from None
     now = json.loads(json.dumps(config.to_dict(), default=str))
+    before.setdefault("allow_pickle", False)  # groups from before the setting existed
     changed = sorted(
         k for k in set(before) | set(now) if k not in _RESUME_FREE and before.get(k) != now.get(k)
     )
@@ -177,6 +191,8 @@ def _fingerprint(config: RunConfig, subject: Subject) -> str:
         payload.pop(volatile, None)
     if payload.get("utility") is None:
         payload.pop("utility", None)  # runs without lm-eval tasks keep their old fingerprints
+    if not payload.get("allow_pickle"):
+        payload.pop("allow_pickle", None)  # likewise runs that load no pickle weights
     # Probes add records beside the group's; they never change the group's own records.
     payload.pop("probes", None)
     payload.pop("probe_settings", None)
@@ -217,7 +233,9 @@ def make_backend(config: RunConfig, model_path: str) -> Any:
 
     backend_cls = BACKENDS.get(config.backend)
     # Engine settings (parallelism, KV cache, LoRA) only for the backends that run vLLM.
-    extra = {"vllm": config.vllm} if config.backend in ("vllm", "auto") else {}
+    extra: dict[str, Any] = {"vllm": config.vllm} if config.backend in ("vllm", "auto") else {}
+    if config.allow_pickle and config.backend == "hf":
+        extra["allow_pickle"] = True  # only plan()-checked pickle folders get here
     backend = backend_cls(
         model_path, device=config.device, dtype=config.dtype, batch_size=config.eval.batch_size,
         trust_remote_code=config.trust_remote_code, **extra,
@@ -280,7 +298,8 @@ def _utility(p: Plan, subject: Subject, backend: Any) -> dict[str, Any] | None:
     def load() -> Any:
         return HFBackend(
             subject.model_path, device=config.device, dtype=config.dtype,
-            trust_remote_code=config.trust_remote_code, progress=False,
+            trust_remote_code=config.trust_remote_code, allow_pickle=config.allow_pickle,
+            progress=False,
         )  # fmt: skip
 
     return evaluate_backend(utility, backend, load)
@@ -304,6 +323,7 @@ def stage_inputs(p: Plan, start: str, start_hash: str | None = None) -> Any:
         splits=p.splits,
         seed=p.config.seed,
         trust_remote_code=p.config.trust_remote_code,
+        allow_pickle=p.config.allow_pickle,
     )
 
 

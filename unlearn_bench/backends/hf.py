@@ -52,20 +52,60 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise UnlearnBenchError(f"unknown dtype {dtype!r}: float32, bfloat16 or float16") from None
 
 
-def refuse_pickle_only(load_path: str) -> None:
-    """A local folder whose weights are only pickles (pytorch_model*.bin) is refused.
-
-    Unpickling runs code from the file; safetensors cannot. No flag opts in yet: convert the
-    weights with ``save_pretrained(..., safe_serialization=True)`` from a trusted session.
-    """
+def pickle_only(load_path: str) -> bool:
+    """Whether ``load_path`` is a local folder whose weights are only pickles (``*.bin``)."""
     from pathlib import Path
 
     folder = Path(load_path)
-    if folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+    return folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin"))
+
+
+def check_pickle_weights(load_path: str) -> None:
+    """Every ``pytorch_model*.bin`` must unpickle with ``weights_only`` into tensors only.
+
+    ``torch.load(weights_only=True)`` refuses any class but tensors and plain containers, so a
+    planted object (a ``__reduce__`` that runs code) fails here, before transformers sees the
+    file; a state dict holding anything but name -> tensor is refused as well.
+    """
+    import pickle
+    from pathlib import Path
+
+    files = sorted(Path(load_path).glob("pytorch_model*.bin"))
+    if not files:
+        raise UnlearnBenchError(f"model folder {load_path} has no pytorch_model*.bin weights")
+    for file in files:
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UnlearnBenchError(
+                f"{file}: refused even with --allow-pickle (weights_only load failed: {first})"
+            ) from None
+        items = state.items() if isinstance(state, dict) else [("<top level>", state)]
+        bad = [str(k) for k, v in items if not (isinstance(k, str) and torch.is_tensor(v))]
+        if bad:
+            raise UnlearnBenchError(
+                f"{file}: refused even with --allow-pickle: not only tensors ({', '.join(bad[:3])})"
+            )
+
+
+def weights_kwargs(load_path: str, allow_pickle: bool) -> dict[str, Any]:
+    """``from_pretrained`` keywords for a model's weights: safetensors, or checked pickles.
+
+    A folder whose weights are only pickles (``pytorch_model*.bin``) is refused unless the run
+    allows them (``allow_pickle`` / ``--allow-pickle``); then they are loaded with
+    ``weights_only=True`` only, after :func:`check_pickle_weights`.
+    """
+    if not pickle_only(load_path):
+        return {"use_safetensors": None, "weights_only": True}
+    if not allow_pickle:
         raise UnlearnBenchError(
-            f"model folder {folder} holds only pickle weights (*.bin), which can run code on "
-            "load; convert them to safetensors first"
+            f"model folder {load_path} holds only pickle weights (*.bin), which can run code on "
+            "load; convert them to safetensors, or pass --allow-pickle (allow_pickle: true) to "
+            "load them with torch.load(weights_only=True)"
         )
+    check_pickle_weights(load_path)
+    return {"use_safetensors": False, "weights_only": True}
 
 
 def check_loading_info(source: str, info: dict[str, Any]) -> None:
@@ -81,7 +121,11 @@ def check_loading_info(source: str, info: dict[str, Any]) -> None:
 
 
 def load_model_and_tokenizer(
-    resolved: ResolvedModel, device: torch.device, dtype: torch.dtype, trust_remote_code: bool
+    resolved: ResolvedModel,
+    device: torch.device,
+    dtype: torch.dtype,
+    trust_remote_code: bool,
+    allow_pickle: bool = False,
 ) -> tuple[Any, Any]:
     """The model in eval mode on ``device`` and its tokenizer (pad token set)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -89,7 +133,7 @@ def load_model_and_tokenizer(
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    refuse_pickle_only(resolved.load_path)
+    weights = weights_kwargs(resolved.load_path, allow_pickle)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             resolved.load_path, revision=resolved.revision, trust_remote_code=trust_remote_code
@@ -99,8 +143,8 @@ def load_model_and_tokenizer(
             revision=resolved.revision,
             dtype=dtype,
             trust_remote_code=trust_remote_code,
-            use_safetensors=None,
             output_loading_info=True,
+            **weights,
         )
     except Exception as exc:  # noqa: BLE001
         # Wrong-typed config.json, unknown architecture, truncated weights (each library raises
@@ -131,6 +175,7 @@ class HFBackend:
         batch_size: int = 16,
         max_length: int = 2048,
         trust_remote_code: bool = False,
+        allow_pickle: bool = False,
         revision: str | None = None,
         model_object: Any = None,
         tokenizer_object: Any = None,
@@ -156,7 +201,7 @@ class HFBackend:
             self.tokenizer = self.processor.tokenizer
         else:
             self.model, self.tokenizer = load_model_and_tokenizer(
-                self.resolved, self.device, self.dtype, trust_remote_code
+                self.resolved, self.device, self.dtype, trust_remote_code, allow_pickle
             )
         self.batch_size = batch_size
         self.max_length = min(
@@ -192,6 +237,8 @@ class HFBackend:
                 "max_length": self.max_length,
                 "note": self.resolved.note,
             }
+            if pickle_only(self.resolved.load_path):  # only with allow_pickle; said, not hidden
+                self._identity["weights_format"] = "pickle via torch.load(weights_only=True)"
         return self._identity
 
     def note_transform(self, info: dict[str, Any]) -> None:

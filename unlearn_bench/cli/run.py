@@ -35,6 +35,8 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         overrides["finetune"] = None
     if getattr(args, "no_cache", False):
         overrides["cache"] = False
+    if getattr(args, "allow_pickle", False):
+        overrides["allow_pickle"] = True
     if getattr(args, "probes", None):
         overrides["probes"] = list(args.probes)
     if getattr(args, "limit", None) is not None:
@@ -146,6 +148,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, help="evaluate at most N items per eval set")
     p.add_argument("--no-cache", action="store_true", help="bypass the response cache")
+    p.add_argument(
+        "--allow-pickle", action="store_true",
+        help="load a model folder holding only pickle weights (pytorch_model*.bin) with "
+        "torch.load(weights_only=True); recorded in the run header",
+    )  # fmt: skip
 
 
 def add_commands(sub: Any) -> None:

@@ -58,6 +58,7 @@ class StageInputs:
     splits: dict[str, list[dict[str, Any]]]
     seed: int
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # pickle-only start weights, loaded with weights_only=True
 
 
 @dataclass(frozen=True)
@@ -136,20 +137,26 @@ def _fresh_dir(final: Path) -> Path:
     return tmp
 
 
-def _load_for_training(path: str, trust_remote_code: bool) -> tuple[Any, Any]:
+def _load_for_training(
+    path: str, trust_remote_code: bool, allow_pickle: bool = False
+) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from unlearn_bench.backends.hf import check_loading_info, refuse_pickle_only
+    from unlearn_bench.backends.hf import check_loading_info, weights_kwargs
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    refuse_pickle_only(path)
+    weights = weights_kwargs(path, allow_pickle)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         # Train in float32 master weights; accelerate adds bf16 autocast on GPUs.
         loaded: Any = AutoModelForCausalLM.from_pretrained(
-            path, dtype="float32", trust_remote_code=trust_remote_code, output_loading_info=True
+            path,
+            dtype="float32",
+            trust_remote_code=trust_remote_code,
+            output_loading_info=True,
+            **weights,
         )
     except Exception as exc:  # noqa: BLE001 - the same one-line report as the eval loader
         text = str(exc).strip()
@@ -163,10 +170,15 @@ def _load_for_training(path: str, trust_remote_code: bool) -> tuple[Any, Any]:
 
 
 def _trainable(
-    path: str, cfg: TrainConfig, trust_remote_code: bool, seed: int, pattern: str | None = None
+    path: str,
+    cfg: TrainConfig,
+    trust_remote_code: bool,
+    seed: int,
+    pattern: str | None = None,
+    allow_pickle: bool = False,
 ) -> tuple[Any, Any]:
     """The model to train: as loaded or LoRA-wrapped, only ``pattern``'s parameters trainable."""
-    model, tokenizer = _load_for_training(path, trust_remote_code)
+    model, tokenizer = _load_for_training(path, trust_remote_code, allow_pickle)
     if cfg.lora is not None:
         from unlearn_bench.train.lora import apply_lora
 
@@ -206,6 +218,7 @@ def finetune(inputs: StageInputs, split: str, cfg: TrainConfig) -> Checkpoint:
     """Minimise answer NLL on the task's ``split`` (its full or retain split)."""
     start, start_hash, spec, seed = inputs.start, inputs.start_hash, inputs.spec, inputs.seed
     records, trust_remote_code = inputs.splits[split], inputs.trust_remote_code
+    pickle = inputs.allow_pickle
     recipe = {
         "kind": "finetune", "start": start_hash, "task": spec.fingerprint(), "split": split,
         "n": len(records), "train": _train_settings(cfg), "seed": seed, "harness": __version__,
@@ -220,7 +233,7 @@ def finetune(inputs: StageInputs, split: str, cfg: TrainConfig) -> Checkpoint:
             raise UnlearnBenchError(f"cannot finetune on the empty split {split!r}")
         from unlearn_bench.methods.losses import batch_nll
 
-        model, tokenizer = _trainable(start, cfg, trust_remote_code, seed, cfg.trainable)
+        model, tokenizer = _trainable(start, cfg, trust_remote_code, seed, cfg.trainable, pickle)
         examples = examples_for(spec, tokenizer, records)
         source = BatchSource(tokenizer, {"forget": examples}, cfg.batch_size, cfg.max_length, seed)
 
@@ -233,7 +246,9 @@ def finetune(inputs: StageInputs, split: str, cfg: TrainConfig) -> Checkpoint:
         result = train(
             model, loss_fn, source, total_steps(cfg, len(examples), world_size()), cfg, seed=seed,
             out_dir=tmp, desc=f"finetune[{split}]",
-            rebuild=lambda: _trainable(start, cfg, trust_remote_code, seed, cfg.trainable)[0],
+            rebuild=lambda: _trainable(
+                start, cfg, trust_remote_code, seed, cfg.trainable, pickle
+            )[0],
             export=lambda m, out: export_model(m, tokenizer, out),
         )  # fmt: skip
         if is_main_process():
@@ -267,6 +282,7 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
     """Run one unlearning method from ``inputs.start`` on the task's forget split."""
     start, start_hash, spec, seed = inputs.start, inputs.start_hash, inputs.spec, inputs.seed
     splits, trust_remote_code = inputs.splits, inputs.trust_remote_code
+    pickle = inputs.allow_pickle
     method_cls, method_config = build_method(ucfg.method, ucfg.args)
     needs = method_cls.needs_for(method_config)
     recipe = {
@@ -288,11 +304,11 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
     with claim(final):  # a second process for this stage waits, then reuses it
         if _finished(final):
             return Checkpoint(final, True, final / "train_log.jsonl")
-        model, tokenizer = _trainable(start, ucfg, trust_remote_code, seed, pattern)
+        model, tokenizer = _trainable(start, ucfg, trust_remote_code, seed, pattern, pickle)
         reference = None
         if "reference" in needs:
             # Built once per run and frozen; methods never copy it per step.
-            reference, _ = _load_for_training(start, trust_remote_code)
+            reference, _ = _load_for_training(start, trust_remote_code, pickle)
             reference.eval().requires_grad_(False)
         method = method_cls(method_config, reference)
         source = batch_source(
@@ -320,7 +336,7 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
             desc=f"unlearn[{ucfg.method}]",
             step_logs=lambda: {**method.logs, **watched}, controller=controller,
             probe=lambda m: probe(m, probe_parts),
-            rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed, pattern)[0],
+            rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed, pattern, pickle)[0],
             export=lambda m, out: export_model(m, tokenizer, out),
         )  # fmt: skip
         if is_main_process():
@@ -332,7 +348,7 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
                 # theta_0: the frozen reference when the method has one, else the start reloaded.
                 theta0 = reference
                 if theta0 is None:
-                    theta0 = _load_for_training(start, trust_remote_code)[0]
+                    theta0 = _load_for_training(start, trust_remote_code, pickle)[0]
                 summary["mix"] = mix_toward_start(merged, theta0, probe_parts, control)
             atomic_write_json(tmp / "controls.json", summary)
             export_model(merged, tokenizer, tmp)
