@@ -460,7 +460,7 @@ def _run_group(p: Plan, timer: Timer) -> tuple[Path, list[RunRecord], dict[str, 
         for subject in subjects:
             assert subject.record is not None
             if not subject.record.is_finished():
-                _check_collapse(subject, subjects[0], p.spec.name)
+                check_collapse(subject, subjects[0], p.spec.name)
                 finalize_results(subject.record, p.spec, reference)
     atomic_write_json(
         group_file,
@@ -477,13 +477,14 @@ def _run_group(p: Plan, timer: Timer) -> tuple[Path, list[RunRecord], dict[str, 
     return p.group_dir, records, timer.seconds
 
 
-def _check_collapse(subject: Subject, target: Subject, task: str) -> None:
+def check_collapse(subject: Subject, target: Subject, task: str) -> None:
     """Mark an unlearned model that collapsed (train/collapse.py); said, never silent."""
     if subject.role != "unlearned" or subject.record is None:
         return
     from unlearn_bench.train.collapse import mark_collapse
 
-    found = mark_collapse(subject.record, target.record, task)
+    log = subject.info.get("train_log")  # the checkpoint's log, where the record has no copy
+    found = mark_collapse(subject.record, target.record, task, Path(log) if log else None)
     if found is not None:
         print(f"{subject.label}: COLLAPSED ({found.reason} at {found.where}): {found.detail}")
 

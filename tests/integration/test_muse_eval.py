@@ -145,6 +145,10 @@ def test_sustainability_protocol_chains_requests_and_draws_curves(tiny_model_dir
     assert all(r.is_finished() and "privleak" in r.results()["muse_news"] for r in records)
     assert sorted(p.suffix for p in plots) == [".png", ".svg"] and all(p.is_file() for p in plots)
     assert json.loads((group / "GROUP.json").read_text())["status"] == "finished"
+    # Every unlearning step was checked for collapse, with the training log of its checkpoint.
+    for record in records[1:]:
+        check = record.header["collapse_check"]
+        assert check["target"] == records[0].run_id and "uniform_kl_nats" in check["thresholds"]
 
 
 def test_scalability_refuses_missing_forget_sets_before_training(tiny_model_dir, tmp_path):

@@ -30,6 +30,7 @@ from unlearn_bench.runner import (  # the runner's named steps, reused as they a
     Plan,
     Subject,
     Timer,
+    check_collapse,
     evaluate_subject,
     group_lock,
     open_record,
@@ -127,9 +128,10 @@ def run_muse_protocol(
         records = [s.record for s in subjects if s.record is not None]
         with timer.stage("score"):
             reference = reference_for(p, subjects)
-            for record in records:
-                if not record.is_finished():
-                    finalize_results(record, p.spec, reference)
+            for subject in subjects:
+                if subject.record is not None and not subject.record.is_finished():
+                    check_collapse(subject, target, p.spec.name)
+                    finalize_results(subject.record, p.spec, reference)
         plots = draw_curves(records, p.spec.name, protocol, p.group_dir)
         atomic_write_json(
             p.group_dir / "GROUP.json",

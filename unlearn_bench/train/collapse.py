@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from unlearn_bench.methods.base import TokenBatch
@@ -230,17 +232,20 @@ def _value(header: dict[str, Any], metric: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def detect_collapse(record: RunRecord, target: RunRecord | None, task: str) -> list[Collapse]:
+def detect_collapse(
+    record: RunRecord, target: RunRecord | None, task: str, train_log: Path | None = None
+) -> list[Collapse]:
     """Every detector's finding for an evaluated unlearned run (empty: not collapsed).
 
-    Reads the run's copied ``train_log.jsonl``, its stored generations and retain probability,
+    Reads the training log (``train_log``, else the record's copied ``train_log.jsonl``), the
+    run's stored generations and retain probability,
     and the target model's record for the two relative detectors (matched by eval set and item,
     so both sides count the same items).
     """
     import json
 
     found: list[Collapse | None] = []
-    log = record.root / "train_log.jsonl"
+    log = train_log or record.root / "train_log.jsonl"
     if log.is_file():
         rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         found.append(training_collapse(rows))
@@ -257,13 +262,15 @@ def detect_collapse(record: RunRecord, target: RunRecord | None, task: str) -> l
     return [c for c in found if c is not None]
 
 
-def mark_collapse(record: RunRecord, target: RunRecord | None, task: str) -> Collapse | None:
+def mark_collapse(
+    record: RunRecord, target: RunRecord | None, task: str, train_log: Path | None = None
+) -> Collapse | None:
     """Write ``collapsed`` (the first finding, or null) and ``collapse_check`` into the header.
 
     ``collapse_check`` holds every threshold and every finding, so a reader sees what was
     checked even when nothing was found.
     """
-    findings = detect_collapse(record, target, task)
+    findings = detect_collapse(record, target, task, train_log)
     first = findings[0] if findings else None
     record.update_header(
         collapsed=first.to_dict() if first else None,
