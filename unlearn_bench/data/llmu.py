@@ -104,7 +104,18 @@ def harmful(options: dict[str, Any], data_dir: Path | None) -> Splits:
         raise UnlearnBenchError(f"llmu:harmful: no unsafe responses in {opt['pku']!r}")
     pairs = sorted({(r["prompt"], r["response"]) for r in unsafe})  # dedupe, stable order
     forget_pairs = _sample([p for p in pairs if in_buckets(p[0], FORGET)], opt["n_forget"], rng)
-    forget = [{"question": q, "answer": a, "source": opt["pku"]} for q, a in forget_pairs]
+    labelled = files.pku_labelled(data_dir, opt["pku"])
+    # The alignment baselines (SFT / DPO) train on the safe response to the same prompt; v1
+    # holds unsafe responses only, so its rows carry none and those baselines are refused.
+    safe_by_prompt: dict[str, str] = {}
+    for r in sorted(labelled, key=lambda r: (r["prompt"], r["response"])):
+        if r["is_safe"]:
+            safe_by_prompt.setdefault(r["prompt"], r["response"])
+    forget = [
+        {"question": q, "answer": a, "source": opt["pku"]}
+        | ({"safe_answer": safe_by_prompt[q]} if q in safe_by_prompt else {})
+        for q, a in forget_pairs
+    ]
     first_answer: dict[str, str] = {}
     for q, a in forget_pairs:
         first_answer.setdefault(q, a)

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 #   "retain"   retain / normal question + answer
 #   "idk"      forget question + a refusal template answer (IdkPO / DPO, FLAT)
 #   "mismatch" forget question + a random normal answer (GA+Mismatch)
+#   "safe"     forget question + the task's safe response to it (SFT / DPO alignment baselines);
+#              asking for it restricts "forget" to the rows that have one
 #   "reference" a frozen copy theta0 of the starting model
-BATCH_PARTS = ("forget", "retain", "idk", "mismatch")
+BATCH_PARTS = ("forget", "retain", "idk", "mismatch", "safe")
 
 
 @dataclass

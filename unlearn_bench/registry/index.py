@@ -35,6 +35,7 @@ INDEX: dict[str, dict[str, str]] = {
     "method": {
         "bounded_ga": "unlearn_bench.methods.bounded_ga:BoundedGA",
         "ce_u": "unlearn_bench.methods.ce_u:CEU",
+        "dpo_safe": "unlearn_bench.methods.dpo_safe:DPOSafe",
         "finetune_normal": "unlearn_bench.methods.finetune_normal:FinetuneNormal",
         "flat": "unlearn_bench.methods.flat:FLAT",
         "ga_mismatch": "unlearn_bench.methods.ga_mismatch:GAMismatch",
@@ -45,6 +46,7 @@ INDEX: dict[str, dict[str, str]] = {
         "pdu": "unlearn_bench.methods.pdu:PDU",
         "rmu": "unlearn_bench.methods.rmu:RMU",
         "satimp": "unlearn_bench.methods.satimp:SatImp",
+        "sft_safe": "unlearn_bench.methods.sft_safe:SFTSafe",
         "simnpo": "unlearn_bench.methods.simnpo:SimNPO",
         "undial": "unlearn_bench.methods.undial:UNDIAL",
         "wga": "unlearn_bench.methods.wga:WGA",

@@ -12,7 +12,7 @@ import random
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.prompts import format_prompt, tokenizer_chat
+from unlearn_bench.prompts import FormattedPrompt, format_prompt, tokenizer_chat
 from unlearn_bench.tasks import TaskSpec
 from unlearn_bench.train.batches import BatchSource, Derive, Example
 
@@ -57,6 +57,30 @@ def mismatch_rows(normal_answers: list[str], k: int) -> Derive:
     return derive
 
 
+def safe_rows(safe_by_prompt: dict[FormattedPrompt, str]) -> Derive:
+    """Each forget prompt with the task's safe response to it (SFT / DPO alignment baselines)."""
+
+    def derive(forget: list[Example], rng: random.Random) -> list[Example]:
+        return [Example(e.prompt, safe_by_prompt[e.prompt]) for e in forget]
+
+    return derive
+
+
+def _paired_forget(
+    spec: TaskSpec, tokenizer: Any, forget: list[dict]
+) -> tuple[list[Example], dict[FormattedPrompt, str]]:
+    """The forget rows that carry a ``safe_answer``, and their prompt -> safe answer map."""
+    paired = [r for r in forget if r.get("safe_answer")]
+    if not paired:
+        raise UnlearnBenchError(
+            f"task {spec.name!r} has no safe responses (no forget row has 'safe_answer'); "
+            "the SFT / DPO alignment baselines need them"
+        )
+    examples = examples_for(spec, tokenizer, paired)
+    safe = examples_for(spec, tokenizer, paired, answer_key="safe_answer")
+    return examples, {e.prompt: s.answer for e, s in zip(examples, safe, strict=True)}
+
+
 def batch_source(
     spec: TaskSpec,
     tokenizer: Any,
@@ -70,6 +94,10 @@ def batch_source(
     """The seeded source of the parts in ``needs`` for one unlearning run."""
     forget = splits[spec.splits.forget]
     parts = {"forget": examples_for(spec, tokenizer, forget)}
+    derived: dict[str, Derive] = {}
+    if "safe" in needs:
+        parts["forget"], safe_by_prompt = _paired_forget(spec, tokenizer, forget)
+        derived["safe"] = safe_rows(safe_by_prompt)
     retain = splits.get(spec.splits.retain) or []
     if {"retain", "mismatch"} & needs and not retain:
         raise UnlearnBenchError(
@@ -77,7 +105,6 @@ def batch_source(
         )
     if "retain" in needs:
         parts["retain"] = examples_for(spec, tokenizer, retain)
-    derived: dict[str, Derive] = {}
     if "mismatch" in needs:
         answers = [r["answer"] for r in retain]
         derived["mismatch"] = mismatch_rows(answers, method_config.k)

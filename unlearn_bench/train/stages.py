@@ -296,7 +296,7 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
     pattern = trainable_pattern(ucfg, method_cls, method_config)
     if pattern is not None:
         recipe["trainable"] = pattern
-    if {"idk", "mismatch"} & needs:
+    if {"idk", "mismatch", "safe"} & needs:
         # Paired parts are derived per step from the step's forget rows (train/parts.py); older
         # checkpoints paired rows of different questions and must not be reused.
         recipe["paired_parts"] = "derived-per-step"
