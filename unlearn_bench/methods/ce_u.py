@@ -21,10 +21,13 @@ class CEUConfig:
     """CE-U hyperparameters."""
 
     retain_weight: float = 0.0
-    """Weight of NLL(retain); 0 = the paper's forget-only CE-U."""
+    """Weight of NLL(retain); 0 = the paper's forget-only CE-U (abstract: no extra oracle model or
+    positive samples) and open-unlearning's CEU.yaml, which uses the forget batch only."""
     ignore_first_token: bool = False
     """Named variant ``ignore_first_token``: skip each answer's first token, as open-unlearning's
-    CE-U trainer does; the paper scores every answer token (default False)."""
+    configs/trainer/CEU.yaml does (ignore_first_n_answer_tokens: 1). Its trainer's comment credits
+    this to a footnote in the paper's Training Settings; that footnote was not checked against the
+    paper text here (docs/methods.md). Default False: the CE-U loss over every answer token."""
 
     def __post_init__(self) -> None:
         if self.retain_weight < 0:

@@ -21,11 +21,13 @@ class PDUConfig:
     """PDU hyperparameters; ``epsilon`` has no default (the constraint is the method)."""
 
     epsilon: float
-    """Bound on the retain NLL; required (open-unlearning retain_loss_eps is task-tuned)."""
+    """Bound on the retain NLL; required. The paper suggests epsilon = (1 + a) * L_rtn(reference)
+    for a tolerance a > 0; open-unlearning's PDU.yaml leaves retain_loss_eps mandatory (???)."""
     dual_step_size: float = 1.0
-    """Dual ascent step eta [open-unlearning PDU.yaml dual_step_size: 1]."""
+    """Dual ascent step eta [open-unlearning configs/trainer/PDU.yaml dual_step_size: 1]."""
     initial_dual: float = 1.0
-    """Starting lambda (open-unlearning starts from its alpha preference, 1)."""
+    """Starting lambda [PDU.yaml alpha: 1; the authors' community/methods/PDU/README.md suggests
+    starting at 50 or 100 because the flattening loss is large]."""
 
     def __post_init__(self) -> None:
         if self.epsilon < 0:

@@ -21,10 +21,11 @@ class UNDIALConfig:
     """UNDIAL hyperparameters."""
 
     beta: float = 10.0
-    """Logit adjustment strength [open-unlearning configs/trainer/UNDIAL.yaml: 10; the paper
-    sweeps it]."""
+    """Logit adjustment strength [open-unlearning configs/trainer/UNDIAL.yaml beta: 10; its
+    community/methods/UNDIAL/README.md: the paper takes beta from {3, 10, 30}]."""
     retain_weight: float = 0.0
-    """Weight of NLL(retain) [open-unlearning alpha: 0; the paper uses the forget set only]."""
+    """Weight of NLL(retain) [UNDIAL.yaml alpha: 0; the same README: the paper uses no
+    retain set]."""
 
     def __post_init__(self) -> None:
         if self.beta <= 0:

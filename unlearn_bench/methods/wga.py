@@ -20,9 +20,11 @@ class WGAConfig:
     """WGA hyperparameters."""
 
     beta: float = 1.0
-    """Weight exponent [open-unlearning configs/trainer/WGA.yaml: 1]."""
+    """Weight exponent [open-unlearning configs/trainer/WGA.yaml beta: 1; its
+    community/methods/WGA/README.md gives 1.0 as the paper's value]."""
     retain_weight: float = 1.0
-    """Weight of NLL(retain) [open-unlearning: retain NLL with alpha 1]."""
+    """Weight of NLL(retain) [WGA.yaml: retain_loss_type NLL, alpha 1; gamma 1 on
+    the forget term]."""
 
     def __post_init__(self) -> None:
         if self.beta < 0:
