@@ -86,8 +86,7 @@ def plan(config: RunConfig) -> Plan:
         raise UnlearnBenchError(
             f"backend {config.backend!r} lacks {sorted(missing)} required by task {spec.name!r}"
         )
-    for ucfg in config.unlearn:
-        build_method(ucfg.method, ucfg.args)
+    methods = [build_method(ucfg.method, ucfg.args) for ucfg in config.unlearn]
     labels = [u.label or u.method for u in config.unlearn]
     if len(set(labels)) != len(labels):
         raise UnlearnBenchError(f"two unlearning entries share a label: {labels}; set 'label'")
@@ -95,6 +94,10 @@ def plan(config: RunConfig) -> Plan:
         _check_weights_format(config, resolve_model(config.model).load_path)
     splits = load_task_data(spec, config.data_dir)
     evaluation_sets(spec, splits, config.eval.limit)  # an empty one is refused before any work
+    from unlearn_bench.train.parts import check_parts
+
+    for method_cls, method_config in methods:  # e.g. a baseline needing safe responses
+        check_parts(spec, splits, method_cls.name, method_cls.needs_for(method_config))
     if config.utility is not None:  # unknown lm-eval task or missing data: fail before training
         from unlearn_bench.utility.lm_eval_bridge import check
 

@@ -75,7 +75,7 @@ def test_task_without_safe_responses_is_refused_before_batches(tiny_model_and_to
     spec = parse_task(find_task("synthetic_people"))
     splits = load_task_data(spec, None)
     config = METHODS.get("sft_safe").config_cls()
-    with pytest.raises(UnlearnBenchError, match="no safe responses"):
+    with pytest.raises(UnlearnBenchError, match="needs safe responses"):
         batch_source(spec, tiny_model_and_tokenizer[1], splits, METHODS.get("sft_safe").needs,
                      config, 2, 64, 0)  # fmt: skip
 

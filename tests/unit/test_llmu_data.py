@@ -96,6 +96,10 @@ def test_harmful_from_shared_data_splits_by_prompt(shared_data):
     assert all((r["question"], r["answer"]) in unsafe for r in splits["forget"])
     assert all(r["answer"] == "" for r in splits["advbench"] + splits["harmbench"])
     assert not {r["question"] for r in splits["normal"]} & {r["question"] for r in splits["retain"]}
+    # The alignment baselines' data: the safe response v0 gives to the same prompt (response[0]).
+    safe = {(p["prompt"], p["safe"]) for p in pairs}
+    assert all("safe_answer" in r for r in splits["forget"])  # every v0 prompt has a safe reply
+    assert all((r["question"], r["safe_answer"]) in safe for r in splits["forget"])
 
 
 def test_truthfulqa_bom_is_dropped_and_answers_split(shared_data):

@@ -66,16 +66,22 @@ def safe_rows(safe_by_prompt: dict[FormattedPrompt, str]) -> Derive:
     return derive
 
 
+def check_parts(
+    spec: TaskSpec, splits: dict[str, list[dict]], method: str, needs: frozenset[str]
+) -> None:
+    """Refuse, with one line, a method whose batch parts the task's data cannot supply."""
+    if "safe" in needs and not any(r.get("safe_answer") for r in splits[spec.splits.forget]):
+        raise UnlearnBenchError(
+            f"method {method!r} needs safe responses, but task {spec.name!r} has none (no forget "
+            "row has 'safe_answer'; llmu_harmful with PKU v0 data provides them)"
+        )
+
+
 def _paired_forget(
     spec: TaskSpec, tokenizer: Any, forget: list[dict]
 ) -> tuple[list[Example], dict[FormattedPrompt, str]]:
     """The forget rows that carry a ``safe_answer``, and their prompt -> safe answer map."""
     paired = [r for r in forget if r.get("safe_answer")]
-    if not paired:
-        raise UnlearnBenchError(
-            f"task {spec.name!r} has no safe responses (no forget row has 'safe_answer'); "
-            "the SFT / DPO alignment baselines need them"
-        )
     examples = examples_for(spec, tokenizer, paired)
     safe = examples_for(spec, tokenizer, paired, answer_key="safe_answer")
     return examples, {e.prompt: s.answer for e, s in zip(examples, safe, strict=True)}
@@ -92,6 +98,7 @@ def batch_source(
     seed: int,
 ) -> BatchSource:
     """The seeded source of the parts in ``needs`` for one unlearning run."""
+    check_parts(spec, splits, "this method", needs)
     forget = splits[spec.splits.forget]
     parts = {"forget": examples_for(spec, tokenizer, forget)}
     derived: dict[str, Derive] = {}
