@@ -135,8 +135,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("task enables remote code", _remote_code_task, ["trust_remote_code", "task file"]),
     ("eval set limit zero", _eval_set_limit_zero, ["evaluation.retain.limit", "0"]),
     ("data file is a directory", _data_file_directory, ["forget01_perturbed.json", "directory"]),
-    ("baseline without safe data", _config("unlearn: [{method: sft_safe}]\n"),
-     ["sft_safe", "safe responses", "synthetic_people"]),
+    (
+        "baseline without safe data",
+        _config("unlearn: [{method: sft_safe}]\n"),
+        ["sft_safe", "safe responses", "synthetic_people"],
+    ),
     ("dpo without pairs", _config("unlearn: [{method: dpo_safe}]\n"), ["dpo_safe", "safe"]),
     ("eval set empty", _empty_eval_split, ["'world_facts'", "world_facts_perturbed", "empty"]),
 ]
