@@ -93,6 +93,34 @@ class Method:
         """The loss to minimise on one batch (logged terms go into ``self.logs``)."""
         raise NotImplementedError
 
+    def dpo_terms(
+        self, model: torch.nn.Module, chosen: TokenBatch, rejected: TokenBatch, beta: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sigmoid DPO loss preferring ``chosen`` over ``rejected`` against the frozen reference.
+
+        Returns (loss, per-row margin, chosen log-prob, rejected log-prob), sequence log-probs
+        over answer tokens; the last three are for the method's logs.
+        """
+        import torch
+
+        from unlearn_bench.methods.losses import dpo_loss, sequence_logprob
+
+        assert self.reference is not None  # only methods that need "reference" call this
+
+        def logprob(net: torch.nn.Module, part: TokenBatch) -> torch.Tensor:
+            logits = net(input_ids=part.input_ids, attention_mask=part.attention_mask).logits
+            return sequence_logprob(logits, part.labels)
+
+        chosen_lp, rejected_lp = logprob(model, chosen), logprob(model, rejected)
+        with torch.no_grad():
+            ref_chosen, ref_rejected = (
+                logprob(self.reference, chosen),
+                logprob(self.reference, rejected),
+            )
+        loss = dpo_loss(chosen_lp, rejected_lp, ref_chosen, ref_rejected, beta)
+        margin = (chosen_lp - ref_chosen) - (rejected_lp - ref_rejected)
+        return loss, margin, chosen_lp, rejected_lp
+
 
 METHODS: Registry[type[Method]] = Registry("method", indexed=True)
 

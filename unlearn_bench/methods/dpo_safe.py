@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.methods.base import METHODS, Method, TokenBatch, UnlearnBatch
-from unlearn_bench.methods.losses import dpo_loss, sequence_logprob
+from unlearn_bench.methods.base import METHODS, Method, UnlearnBatch
 
 
 @dataclass(frozen=True)
@@ -31,11 +30,6 @@ class DPOSafeConfig:
             raise UnlearnBenchError(f"dpo_safe beta must be > 0, got {self.beta}")
 
 
-def _seq_logprob(model: torch.nn.Module, part: TokenBatch) -> torch.Tensor:
-    logits = model(input_ids=part.input_ids, attention_mask=part.attention_mask).logits
-    return sequence_logprob(logits, part.labels)
-
-
 @METHODS.register("dpo_safe")
 class DPOSafe(Method):
     """DPO preferring the safe response over the unsafe (forget) one."""
@@ -46,14 +40,9 @@ class DPOSafe(Method):
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
         """Sigmoid DPO loss with the safe response chosen and the forget answer rejected."""
-        assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
-        chosen = _seq_logprob(model, batch["safe"])
-        rejected = _seq_logprob(model, batch["forget"])
-        with torch.no_grad():
-            ref_chosen = _seq_logprob(self.reference, batch["safe"])
-            ref_rejected = _seq_logprob(self.reference, batch["forget"])
-        loss = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, self.config.beta)
-        margin = (chosen - ref_chosen) - (rejected - ref_rejected)
+        loss, margin, chosen, rejected = self.dpo_terms(
+            model, batch["safe"], batch["forget"], self.config.beta
+        )
         self.logs = {
             "dpo_loss": float(loss.detach()),
             "margin": float(margin.mean().detach()),

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.methods.base import METHODS, TokenBatch, UnlearnBatch, WithRetainNLL
-from unlearn_bench.methods.losses import dpo_loss, sequence_logprob
+from unlearn_bench.methods.base import METHODS, UnlearnBatch, WithRetainNLL
 
 
 @dataclass(frozen=True)
@@ -35,11 +34,6 @@ class IdkDPOConfig:
             raise UnlearnBenchError(f"idk_dpo retain_weight must be >= 0, got {self.retain_weight}")
 
 
-def _seq_logprob(model: torch.nn.Module, part: TokenBatch) -> torch.Tensor:
-    logits = model(input_ids=part.input_ids, attention_mask=part.attention_mask).logits
-    return sequence_logprob(logits, part.labels)
-
-
 @METHODS.register("idk_dpo")
 class IdkDPO(WithRetainNLL):
     """DPO preferring the refusal over the forget answer, plus an optional retain NLL."""
@@ -50,15 +44,9 @@ class IdkDPO(WithRetainNLL):
 
     def loss(self, model: torch.nn.Module, batch: UnlearnBatch) -> torch.Tensor:
         """DPO preferring the refusal over the forget answer."""
-        assert self.reference is not None  # Method.__init__ enforces it ("reference" in needs)
-        chosen_part, rejected_part = batch["idk"], batch["forget"]
-        chosen = _seq_logprob(model, chosen_part)
-        rejected = _seq_logprob(model, rejected_part)
-        with torch.no_grad():
-            ref_chosen = _seq_logprob(self.reference, chosen_part)
-            ref_rejected = _seq_logprob(self.reference, rejected_part)
-        forget_loss = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, self.config.beta)
-        margin = (chosen - ref_chosen) - (rejected - ref_rejected)
+        forget_loss, margin, chosen, rejected = self.dpo_terms(
+            model, batch["idk"], batch["forget"], self.config.beta
+        )
         self.logs = {
             "forget_loss": float(forget_loss.detach()),
             "margin": float(margin.mean().detach()),
