@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.metrics.likelihood import exp_or_inf
 from unlearn_bench.metrics.views import RECORD_SET, ReferenceValues, RunView
 from unlearn_bench.paths import atomic_write_json, atomic_write_text, cache_dir
 
@@ -101,7 +102,7 @@ def import_tofu_eval_log(data: dict[str, Any], source: str) -> ReferenceValues:
     for key, para_loss in para.items():
         losses = perturbed[key]
         # Mean per-token losses: log R = mean_j(-loss_j) - (-loss_para).
-        ratios[int(key)] = math.exp(float(para_loss) - sum(losses) / len(losses))
+        ratios[int(key)] = exp_or_inf(float(para_loss) - sum(losses) / len(losses))
         stored = forget.get("truth_ratio", {}).get(key)
         if stored is not None and not math.isclose(stored, ratios[int(key)], rel_tol=1e-4):
             raise UnlearnBenchError(

@@ -93,12 +93,41 @@ def test_truth_ratio_forget_and_retain_scores() -> None:
     assert truth_ratio_retain_score(1.25) == 0.0
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
-def test_truth_ratio_scores_reject_non_positive(bad: float) -> None:
+@pytest.mark.parametrize("bad", [-1.0, -0.5, float("nan")])
+def test_truth_ratio_scores_reject_negative_or_nan(bad: float) -> None:
     with pytest.raises(ValueError):
         truth_ratio_forget_score(bad)
     with pytest.raises(ValueError):
         truth_ratio_retain_score(bad)
+
+
+def test_truth_ratio_beyond_float_range_gives_its_limits() -> None:
+    # A diverged model (GA at lr 10): paraphrased answer at -1000 nats/token, perturbed at -1.
+    # log R = -1 - (-1000) = 999 > ln(max float) ~ 709.78, so R is +inf (was: OverflowError).
+    r_big = truth_ratio([-1000.0, -1000.0], [[-1.0], [-1.0, -1.0]])
+    assert r_big == math.inf
+    # The other way round log R = -999: R = e^-999 rounds to 0.0.
+    r_small = truth_ratio([-1.0], [[-1000.0], [-1000.0]])
+    assert r_small == 0.0
+    # min(R, 1/R) tends to 0 at both ends; max(0, 1 - R) is 0 at +inf and 1 at 0.
+    assert truth_ratio_forget_score(r_big) == 0.0
+    assert truth_ratio_forget_score(r_small) == 0.0
+    assert truth_ratio_retain_score(r_big) == 0.0
+    assert truth_ratio_retain_score(r_small) == 1.0
+    # Pc / (Pc + Pw) = 1 / (1 + e^999) -> 0 and 1 / (1 + e^-999) -> 1.
+    assert truth_ratio_correct_share([-1000.0], [[-1.0]]) == 0.0
+    assert truth_ratio_correct_share([-1.0], [[-1000.0]]) == 1.0
+
+
+def test_truth_ratio_with_zero_probabilities() -> None:
+    # A token of probability 0 (log-prob -inf) on one side: R = 0 or +inf, scores as limits.
+    assert truth_ratio([-math.inf], [[L(0.5)]]) == math.inf
+    assert truth_ratio([L(0.5)], [[-math.inf]]) == 0.0
+    # Both sides probability 0: 0/0 has no value, an error rather than a made-up number.
+    with pytest.raises(ValueError, match="undefined"):
+        truth_ratio([-math.inf], [[-math.inf]])
+    with pytest.raises(ValueError, match="undefined"):
+        truth_ratio_correct_share([-math.inf], [[-math.inf]])
 
 
 def test_truth_ratio_correct_share() -> None:

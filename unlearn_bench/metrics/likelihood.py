@@ -32,6 +32,19 @@ def logprob_array(token_logprobs: Sequence[float], name: str = "token_logprobs")
     return arr
 
 
+def exp_or_inf(x: float) -> float:
+    """exp(x), with +inf where the true value exceeds the largest float (about e^709.78).
+
+    ``math.exp`` raises OverflowError there; the value is finite but unrepresentable, and
+    every use here (a ratio fed to min(R, 1/R), max(0, 1 - R) or a rank test) has its correct
+    limit at +inf. Below about e^-745 the result rounds to 0.0, also the right limit.
+    """
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
 def _mean_logprob(token_logprobs: Sequence[float], name: str = "token_logprobs") -> float:
     """Mean token log-probability, i.e. log of the length-normalised probability."""
     return float(np.mean(logprob_array(token_logprobs, name)))
@@ -84,16 +97,24 @@ def truth_ratio(
     open-unlearning code compute it (they average per-answer mean log-probs, then exponentiate).
     Computed in log space, log R = mean_a'(mean log p(a')) - mean log p(a~), so tiny sequence
     probabilities never underflow. R < 1 means the model prefers the true answer.
+
+    A model far from the data (a diverged unlearning run gives per-token NLLs in the thousands)
+    can put log R beyond float range: R is then +inf or 0.0, the correct limits of both
+    scores below, rather than an OverflowError. Only 0/0 (both sides of probability 0) is
+    undefined and raises ValueError.
     """
-    log_r = float(np.mean(_perturbed_mean_logprobs(perturbed_logprobs))) - _mean_logprob(
-        paraphrased_logprobs, "paraphrased_logprobs"
-    )
-    return math.exp(log_r)
+    log_perturbed = float(np.mean(_perturbed_mean_logprobs(perturbed_logprobs)))
+    log_answer = _mean_logprob(paraphrased_logprobs, "paraphrased_logprobs")
+    if math.isinf(log_perturbed) and math.isinf(log_answer) and log_perturbed == log_answer:
+        raise ValueError("truth ratio undefined: true and perturbed answers all have probability 0")
+    return exp_or_inf(log_perturbed - log_answer)
 
 
 def _check_ratio(r: float) -> None:
-    if math.isnan(r) or r <= 0.0:
-        raise ValueError(f"truth ratio must be positive, got {r}")
+    # 0 and +inf are the ratio's limits when one side's probability underflows; both have
+    # well-defined scores (min(R, 1/R) -> 0; max(0, 1 - R) -> 1 or 0).
+    if math.isnan(r) or r < 0.0:
+        raise ValueError(f"truth ratio must be non-negative, got {r}")
 
 
 def truth_ratio_forget_score(r: float) -> float:
@@ -103,6 +124,8 @@ def truth_ratio_forget_score(r: float) -> float:
     is what a model never trained on the item shows; lower means it still prefers one side.
     """
     _check_ratio(r)
+    if r == 0.0 or math.isinf(r):
+        return 0.0  # the limit of min(R, 1/R) at either end
     return min(r, 1.0 / r)
 
 
@@ -127,8 +150,11 @@ def truth_ratio_correct_share(
     """
     log_pc = _mean_logprob(correct_logprobs, "correct_logprobs")
     log_pw = float(np.mean(_perturbed_mean_logprobs(perturbed_logprobs)))
-    # Pc/(Pc+Pw) = 1/(1+exp(log_pw - log_pc)); this form cannot underflow to 0/0.
-    return 1.0 / (1.0 + math.exp(log_pw - log_pc))
+    if math.isinf(log_pw) and math.isinf(log_pc) and log_pw == log_pc:
+        raise ValueError("correct share undefined: every answer has probability 0")
+    # Pc/(Pc+Pw) = 1/(1+exp(log_pw - log_pc)); this form cannot underflow to 0/0, and an
+    # exponent beyond float range gives 1/(1+inf) = 0, the correct limit.
+    return 1.0 / (1.0 + exp_or_inf(log_pw - log_pc))
 
 
 def _bool_array(argmax_matches: Sequence[bool]) -> NDArray:
