@@ -96,7 +96,11 @@ def test_yao_copyright_agrees_with_the_bar_chart_readings():
             unseen,
         )
         assert (ga["leak_rate_unlearned"], ga["leak_rate_unseen"]) == (0, 0)
-    assert values[("GA+Mismatch", "")] == {}  # only bar-chart readings exist: not entered
+    # GA+Mismatch: the same lecture notes' bar-chart readings only (0 / 0, 0 / 0, '~1' / '~1')
+    readings = {"OPT-1.3B": (0, 0), "OPT-2.7B": (0, 0), "Llama 2 (7B)": (1, 1)}
+    for model, (unlearned, unseen) in readings.items():
+        got = values[("GA+Mismatch", model)]
+        assert (got["leak_rate_unlearned"], got["leak_rate_unseen"]) == (unlearned, unseen)
 
 
 def _table(tmp_path, status="transcribed from secondary sources", via="notes X", value="NM"):
@@ -105,7 +109,7 @@ def _table(tmp_path, status="transcribed from secondary sources", via="notes X",
         f"name: t\nbenchmark: b\nstatus: {status}\n"
         f"source: {{paper: p, table: t, model: m, url: u, via: {via!r}}}\n"
         "metrics: [{name: mu, ours: model_utility}, {name: fl}]\n"
-        "rows: [{method: NPO, model: Big-7B, match: {method: npo},"
+        "rows: [{method: NPO, model: Big-7B, match: {method: npo}, source_quality: secondary,"
         f" values: {{mu: 0.5, fl: {value}}}, note: from a slide}}]\n"
     )
     return path
@@ -164,7 +168,8 @@ def test_scale_converts_published_units_to_ours(tmp_path):
         "name: t\nbenchmark: b\nstatus: transcribed\n"
         "source: {paper: p, table: t, model: m, url: u}\n"
         "metrics: [{name: km, ours: knowmem_forget, scale: 100}]\n"
-        "rows: [{method: NPO, match: {method: npo, label: npo}, values: {km: 0.45}}]\n"
+        "rows: [{method: NPO, match: {method: npo, label: npo}, source_quality: primary,"
+        " values: {km: 0.45}}]\n"
     )
     rows = [r for r in rows_from_records(find_runs(RUNS)) if r.task == "toy_muse"]
     lines = comparison_lines(load_published(path), rows)
@@ -184,7 +189,7 @@ def test_published_tables_are_validated_strictly(tmp_path, text, message):
     base = {
         "name": "t", "benchmark": "b", "status": "transcribed",
         "source": "{paper: p, table: t, model: m}", "metrics": "[{name: a}]",
-        "rows": "[{method: M, match: {role: target}, values: {a: 0.5}}]",
+        "rows": "[{method: M, match: {role: target}, source_quality: primary, values: {a: 0.5}}]",
     }  # fmt: skip
     key, value = text.split(": ", 1)
     base[key] = value
@@ -211,7 +216,7 @@ def test_cli_lists_compares_and_refuses_untranscribed_tables(tmp_path, capsys):
     structure_only.write_text(
         "name: structure_only\nbenchmark: b\nstatus: numbers not transcribed\n"
         "source: {paper: p, table: t, model: m}\nmetrics: [{name: a}]\n"
-        "rows: [{method: M, match: {role: target}, values: {}}]\n"
+        "rows: [{method: M, match: {role: target}, source_quality: not_entered, values: {}}]\n"
     )
     untranscribed = [
         "compare",

@@ -65,7 +65,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows = _rows(args.runs_dir, task)
         if not rows:
             raise UnlearnBenchError(f"no finished runs of task {task!r} under {args.runs_dir}")
-        pages.append(compare.to_markdown(table, rows, task))
+        pages.append(compare.to_markdown(table, rows, task, args.include_unverified))
     text = "\n".join(pages)
     print(text, end="")
     if args.out:
@@ -151,6 +151,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--task", help="our task to compare (default: the table's own 'task')")
     p.add_argument("--published-dir", help="default: leaderboards/published")
     p.add_argument("--out", help="also write the Markdown here")
+    p.add_argument(
+        "--include-unverified",
+        action="store_true",
+        help="also take differences for published rows from a single secondary source or "
+        "disputed ones (they stay labelled unverified)",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("regress", help="fail (exit 1) when a metric regresses vs a baseline")

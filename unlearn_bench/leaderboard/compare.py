@@ -9,8 +9,11 @@ not transcribed`` (structure only: nothing is invented). A cell is a number, emp
 the key of our results it corresponds to (``ours``), an optional ``scale`` (our value =
 published value x scale, e.g. 100 where we report ROUGE x100) and how to difference it
 (``diff: absolute`` or ``log10`` for p-values such as TOFU's forget quality).
-Each published row says which of our rows it corresponds to (``match``: role, label or method)
-and, for tables that cover several models, which ``model`` it reports.
+Each published row says which of our rows it corresponds to (``match``: role, label or method),
+for tables that cover several models which ``model`` it reports, and how far its numbers can be
+vouched for (``source_quality``, see :mod:`unlearn_bench.leaderboard.source_quality`): rows from
+a single secondary source or disputed ones are labelled unverified and left out of differences
+unless ``include_unverified`` is set.
 
 Differences are ours - published (or log10(ours) - log10(published)). Published numbers come
 from other models, data sizes and budgets: a difference describes, it does not validate.
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.leaderboard import source_quality as quality
 from unlearn_bench.leaderboard.formats import arrow, fmt
 from unlearn_bench.leaderboard.rows import Row, method_text
 from unlearn_bench.yaml_strict import build_dataclass, load_yaml
@@ -77,9 +81,12 @@ class PublishedRow:
     values: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     model: str = ""  # the source's model for this row, where the table covers several
-    # True when the row's numbers cannot be vouched for (e.g. sources disagree which row they
-    # belong to): shown, labelled unverified, and left out of differences.
-    unverified: bool = False
+    source_quality: str = ""  # required: one of source_quality.QUALITIES (checked on load)
+
+    @property
+    def unverified(self) -> bool:
+        """Single secondary source or disputed: labelled, and no difference by default."""
+        return quality.is_unverified(self.source_quality)
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,10 @@ def load_published(path: Path) -> PublishedTable:
         unknown = sorted(set(row.match) - {"role", "label", "method"})
         if unknown:
             raise UnlearnBenchError(f"{path}: row {row.method}: unknown match key {unknown[0]!r}")
+        numbers = [v for v in row.values.values() if v is not None]
+        quality.check_row(f"{path}: row {row.method}" + (f" ({row.model})" if row.model else ""),
+                          row.source_quality, bool(numbers), row.note,
+                          secondary_table=table.status == SECONDARY)  # fmt: skip
         for key, value in row.values.items():
             if key not in names:
                 raise UnlearnBenchError(f"{path}: row {row.method}: unknown metric {key!r}")
@@ -167,8 +178,13 @@ def difference(ours: float | None, published: float | None, how: str) -> float |
     return ours - published
 
 
-def comparison_lines(table: PublishedTable, rows: list[Row]) -> list[dict[str, Any]]:
-    """One line per (published row, our matching row); a published row without runs gets one."""
+def comparison_lines(
+    table: PublishedTable, rows: list[Row], include_unverified: bool = False
+) -> list[dict[str, Any]]:
+    """One line per (published row, our matching row); a published row without runs gets one.
+
+    Unverified published rows get no difference unless ``include_unverified``.
+    """
     lines = []
     for pub in table.rows:
         mine: list[Row | None] = [r for r in rows if _matches(r, pub.match)] or [None]
@@ -181,17 +197,20 @@ def comparison_lines(table: PublishedTable, rows: list[Row]) -> list[dict[str, A
                 ours = cell.value if cell else None
                 if cell is not None and cell.note.startswith("withheld"):
                     withheld[metric.name] = cell.note  # no number, so no difference either
-                delta = None if pub.unverified else difference(ours, published, metric.diff)
+                skip = pub.unverified and not include_unverified
+                delta = None if skip else difference(ours, published, metric.diff)
                 cells[metric.name] = (published, ours, delta)
             method = f"{pub.method} ({pub.model})" if pub.model else pub.method
-            method += " [unverified: no difference taken]" if pub.unverified else ""
+            method += quality.row_label(pub.source_quality, include_unverified)
             marks = {m for m, v in pub.values.items() if v == NOT_MEANINGFUL}
             lines.append({"method": method, "row": row, "cells": cells, "not_meaningful": marks,
                           "withheld": withheld})  # fmt: skip
     return lines
 
 
-def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
+def to_markdown(
+    table: PublishedTable, rows: list[Row], task: str, include_unverified: bool = False
+) -> str:
     """The comparison as Markdown: published, ours and the difference per metric."""
     if not has_numbers(table):
         raise UnlearnBenchError(
@@ -227,7 +246,7 @@ def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
         caveat = f" ({m.caveat})" if m.caveat else ""
         head += [f"{name} published", f"{name} {ours}", f"Δ{tag}{caveat}"]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines = comparison_lines(table, rows)
+    lines = comparison_lines(table, rows, include_unverified)
     for line in lines:
         row = line["row"]
         who = (
@@ -254,6 +273,8 @@ def to_markdown(table: PublishedTable, rows: list[Row], task: str) -> str:
     notes += [f"- scale: published {m.name} x {m.scale:g}" for m in table.metrics if m.scale != 1]
     if src.notes:
         notes.append(f"- source: {src.notes}")
+    if any(row.unverified for row in table.rows):
+        notes.append(quality.legend(include_unverified))
     if any(line["row"] is not None and line["row"].collapsed for line in lines):
         notes.append(
             "- [COLLAPSED]: our model collapsed (train/collapse.py); its numbers describe a "
