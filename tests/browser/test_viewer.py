@@ -1,7 +1,8 @@
 """The results viewer in a real headless Chromium (Debian's chromium + chromium-driver).
 
-The site is built by the real CLI from tests/fixtures/runs; expected values are the fixture
-literals (tests/fixtures/make_fixture_runs.py and tests/fixtures/leaderboards/toy_tofu.md).
+The site is built by the real CLI from a copy of tests/fixtures/runs plus the probe group of
+tests/viewer_fixtures.py; expected values are the fixture literals (make_fixture_runs.py,
+tests/fixtures/leaderboards/toy_tofu.md and the hand-worked recoveries in viewer_fixtures.py).
 Set UB_SCREENSHOT_DIR to keep a screenshot of every page (docs/img/ for the README).
 """
 
@@ -12,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from viewer_fixtures import IDENTITY, add_identity, write_probe_group
 
 from unlearn_bench.cli import main
 
@@ -37,10 +39,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("viewer")
     (root / "published").mkdir()
     (root / "published" / "toy.yaml").write_text(PUBLISHED)
+    shutil.copytree(FIXTURE_RUNS, root / "runs")
+    write_probe_group(root / "runs")
+    add_identity(root / "runs" / "toy-a" / "npo" / "header.json")
     out = root / "site"
     argv = [
         "view",
-        str(FIXTURE_RUNS),
+        str(root / "runs"),
         "--out",
         str(out),
         "--published-dir",
@@ -119,6 +124,15 @@ def test_run_page_shows_header_metrics_and_filters_samples(driver, site):
     assert "toy-a/npo" in driver.find_element(By.ID, "run-header").text
     assert "model_utility" in driver.find_element(By.ID, "run-results").text
     assert '"beta": 0.1' in driver.find_element(By.ID, "header-json").text
+    header = {
+        tr.find_element(By.TAG_NAME, "th").text: tr.find_element(By.TAG_NAME, "td").text
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#run-header tr")
+    }
+    assert header["model"] == "smollm2-135m"
+    assert header["weights sha256"] == IDENTITY["backend"]["weights_sha256"]
+    assert header["backend"] == "transformers 5.19.0"
+    assert header["versions"] == "torch 2.13.0+cpu, transformers 5.19.0"
+    assert (header["stage unlearn"], header["stage evaluate"]) == ("12.5 s", "3.25 s")
     rows = driver.find_elements(By.CSS_SELECTOR, "#samples tr.sample")
     assert len(rows) == 3 and "I don't know." in rows[0].text
     Select(driver.find_element(By.ID, "filter-set")).select_by_value("retain")
@@ -156,12 +170,40 @@ def test_plots_and_published_comparison_pages(driver, site):
     )
     titles = {i.get_attribute("alt") for i in images}
     assert "toy_tofu.tradeoff" in titles and "toy_tofu.dynamics" in titles
+    assert "synthetic_people.probes" in titles  # the robustness curves of the probe group
     _shot(driver, "plots")
     _open(driver, site, "#/compare/0", ".markdown table")
     text = driver.find_element(By.CSS_SELECTOR, ".markdown").text
     assert "toy_published: published vs ours" in text
     assert "+0.05" in text  # the fixture NPO's model utility 0.55 against the published 0.5
     _shot(driver, "compare")
+    # Self-contained: every script, stylesheet, image and link of the page, as the browser
+    # resolved it, lies in the site folder on disk (Chromium keeps no resource timing for file:).
+    _open(driver, site, "#/plots", "img.plot")
+    refs = driver.execute_script(
+        "return [...document.querySelectorAll('[src],[href]')].map((e) => e.src || e.href)"
+    )
+    assert len(refs) > 8 and all(url.startswith(site.as_uri() + "/") for url in refs), refs
+
+
+def test_robustness_board_sorts_and_marks_the_least_recovered(driver, site):
+    _open(driver, site, "#/", "#robustness-synthetic_people-toy-p")
+    table = driver.find_element(By.ID, "robustness-synthetic_people-toy-p")
+    head = table.find_element(By.CSS_SELECTOR, "th[data-key='relearn-20: recovery']")
+    assert "↓" in head.text and "lower is better" in head.get_attribute("title")
+    assert "target under probe - unlearned" in head.get_attribute("title")
+    head.click()  # descending: grad_ascent 0.8235, npo 0.6667, target (none) last
+    assert _labels(table) == ["grad_ascent", "npo", "target"]
+    best = table.find_elements(By.CSS_SELECTOR, "td.best[data-col='relearn-20: recovery']")
+    assert [c.text for c in best] == ["0.6667"]
+    best5 = table.find_elements(By.CSS_SELECTOR, "td.best[data-col='relearn-5: rouge_l_recall']")
+    assert [c.text for c in best5] == ["0.15"]  # grad_ascent; the target's 0.92 is the reference
+    driver.execute_script("arguments[0].scrollIntoView()", table)
+    _shot(driver, "robustness")
+    main = driver.find_element(By.ID, "board-synthetic_people")
+    probed = [tr for tr in main.find_elements(By.CSS_SELECTOR, "tbody tr") if "@" in tr.text]
+    assert len(probed) == 6 and all("under probe relearn-" in tr.text for tr in probed)
+    assert not any(tr.find_elements(By.CSS_SELECTOR, "td.best") for tr in probed)
 
 
 def test_served_site_answers_on_localhost(site, tmp_path):

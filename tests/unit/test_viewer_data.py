@@ -51,3 +51,66 @@ def test_utility_columns_name_their_lm_eval_task():
 
     text = describe_metric("utility/wmdp_bio/acc")
     assert text == "lm-evaluation-harness task wmdp_bio, metric acc, on the same weights"
+
+
+def _probe_site(tmp_path: Path) -> dict:
+    from viewer_fixtures import write_probe_group
+
+    write_probe_group(tmp_path / "runs")
+    assert (
+        main(["view", str(tmp_path / "runs"), "--out", str(tmp_path / "site"), "--no-plots"]) == 0
+    )
+    return json.loads((tmp_path / "site" / "data" / "site.json").read_text())
+
+
+def test_probe_rows_are_labelled_and_never_best(tmp_path):
+    site = _probe_site(tmp_path)
+    (board,) = site["boards"]
+    roles = {r["label"]: r["role"] for r in board["rows"]}
+    assert (
+        roles["npo@relearn-20"] == "unlearned under probe relearn-20"
+        and roles["npo"] == "unlearned"
+    )
+    column = next(c for c in board["columns"] if c["key"] == "forget/rouge_l_recall")
+    # higher is better as recorded: target 0.9 is the best unprobed model; target@relearn-20
+    # has 0.95 but is a model under attack
+    assert [board["rows"][i]["label"] for i in column["best_rows"]] == ["target"]
+
+
+def test_robustness_board_has_the_hand_worked_values_and_best_cells(tmp_path):
+    (rb,) = _probe_site(tmp_path)["robustness"]
+    assert (rb["task"], rb["group"], rb["metric"]) == (
+        "synthetic_people",
+        "toy-p",
+        "rouge_l_recall",
+    )
+    keys = [c["key"] for c in rb["columns"]]
+    assert keys == ["relearn-5: rouge_l_recall", "relearn-5: recovery",
+                    "relearn-20: rouge_l_recall", "relearn-20: recovery"]  # fmt: skip
+    assert all(c["higher_is_better"] is False for c in rb["columns"])
+    rows = {r["label"]: r for r in rb["rows"]}
+    assert {k: rows["npo"]["cells"][k]["value"] for k in keys} == {
+        "relearn-5: rouge_l_recall": 0.4, "relearn-5: recovery": 0.2777778,
+        "relearn-20: rouge_l_recall": 0.7, "relearn-20: recovery": 0.6666667,
+    }  # fmt: skip
+    assert rows["target"]["cells"]["relearn-20: recovery"]["value"] is None
+    assert rows["target"]["role"] == "target" and rows["npo"]["run_ids"] == ["toy-p/npo"]
+    labels = [r["label"] for r in rb["rows"]]
+    best = {c["key"]: [labels[i] for i in c["best_rows"]] for c in rb["columns"]}
+    # lowest leak / recovery among unlearned models (grad_ascent 0.15 < npo 0.4; npo 0.7 < 0.8)
+    assert best == {
+        "relearn-5: rouge_l_recall": ["grad_ascent"], "relearn-5: recovery": ["grad_ascent"],
+        "relearn-20: rouge_l_recall": ["npo"], "relearn-20: recovery": ["npo"],
+    }  # fmt: skip
+
+
+def test_site_assets_reference_nothing_outside_the_site(tmp_path):
+    import re
+
+    assert main(["view", str(RUNS), "--out", str(tmp_path / "site"), "--no-plots"]) == 0
+    for name in ("index.html", "app.js", "style.css"):
+        text = (tmp_path / "site" / name).read_text()
+        assert not re.search(r"(https?:)?//[\w.-]+\.[a-z]{2,}/", text), name  # no CDN, no host
+    html = (tmp_path / "site" / "index.html").read_text()
+    for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert ref.startswith("#") or (tmp_path / "site" / ref).is_file(), ref

@@ -50,17 +50,20 @@ def _cell(cell: Cell) -> dict[str, Any]:
     }
 
 
-def best_cells(rows: list[Row], key: str, higher_is_better: bool | None) -> list[int]:
+def best_cells(
+    rows: list[Row], key: str, higher_is_better: bool | None, skip: frozenset[int] = frozenset()
+) -> list[int]:
     """Indices of the rows holding the best value of a column (none when no direction).
 
     A collapsed row is never best: its numbers describe a broken model (train/collapse.py).
+    Rows in ``skip`` are not candidates either (a model under a robustness probe).
     """
     if higher_is_better is None:
         return []
     values = [
         (i, _number(r.metrics[key].value))
         for i, r in enumerate(rows)
-        if key in r.metrics and not r.collapsed
+        if key in r.metrics and not r.collapsed and i not in skip
     ]
     present = [(i, v) for i, v in values if v is not None]
     if not present:
@@ -69,8 +72,16 @@ def best_cells(rows: list[Row], key: str, higher_is_better: bool | None) -> list
     return [i for i, v in present if v == best]
 
 
-def board(task: str, rows: list[Row]) -> dict[str, Any]:
-    """One sortable leaderboard: columns with direction and definition, rows with cells."""
+def board(task: str, rows: list[Row], probes: dict[str, str] | None = None) -> dict[str, Any]:
+    """One sortable leaderboard: columns with direction and definition, rows with cells.
+
+    ``probes`` maps the run ids of probe records (``npo@int4``) to their probe's name: such a
+    row is the model under an attack, shown for reading but never marked best, since a best
+    cell there would credit a method with a number no unlearned model gives unattacked.
+    """
+    probes = probes or {}
+    probed = {i: probes.get(r.run_ids[0]) for i, r in enumerate(rows)}
+    skip = frozenset(i for i, name in probed.items() if name)
     columns = []
     for col in columns_for(rows):
         columns.append(
@@ -79,7 +90,7 @@ def board(task: str, rows: list[Row]) -> dict[str, Any]:
                 "version": col.version,
                 "higher_is_better": col.higher_is_better,
                 "description": describe_metric(col.key),
-                "best_rows": best_cells(rows, col.key, col.higher_is_better),
+                "best_rows": best_cells(rows, col.key, col.higher_is_better, skip),
             }
         )
     return {
@@ -89,14 +100,14 @@ def board(task: str, rows: list[Row]) -> dict[str, Any]:
             {
                 "label": method_text(r),
                 "collapsed": r.collapsed,
-                "role": r.role,
+                "role": r.role + (f" under probe {probed[i]}" if probed[i] else ""),
                 "model": r.model,
                 "hparams": r.hparams,
                 "run_ids": r.run_ids,
                 "seeds": r.seeds,
                 "cells": {k: _cell(c) for k, c in r.metrics.items()},
             }
-            for r in rows
+            for i, r in enumerate(rows)
         ],
     }
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from unlearn_bench.paths import atomic_write_text
 from unlearn_bench.viewer import data
+from unlearn_bench.viewer.robustness import robustness_boards
 
 ASSETS = ("index.html", "app.js", "style.css")
 
@@ -40,8 +41,12 @@ def _plots(records: list[Any], out_dir: Path) -> tuple[list[dict[str, str]], str
             "plots not drawn: matplotlib is not installed (pip install 'unlearn-bench[plots]')",
         )
     from unlearn_bench.leaderboard.plots import write_plots
+    from unlearn_bench.leaderboard.robustness import draw_probe_curves
 
     written = write_plots(records, out_dir / "plots")
+    for task in sorted({r.header["task"]["name"] for r in records if r.header.get("probe")}):
+        # Forget metric against relearning steps and Leak@k against k (docs/probes.md).
+        written += draw_probe_curves(task, records, out_dir / "plots" / f"{task}.probes")
     pngs = sorted(p for p in written if p.suffix == ".png")
     if not pngs:
         return [], "no plot: the runs have no data any figure needs"
@@ -85,10 +90,12 @@ def build_site(
         file = _write_data(out_dir, f"run-{number}", record.run_id, data.run_page(record, runs_dir))
         runs.append(data.run_summary(record, runs_dir, file))
     by_task = rows_by_task(records)
+    probes = {r.run_id: str(r.header["probe"]["name"]) for r in records if r.header.get("probe")}
     figures, plot_note = _plots(records, out_dir) if plots else ([], "plots not requested")
     site = {
         "runs_dir": str(runs_dir),
-        "boards": [data.board(task, rows) for task, rows in by_task.items()],
+        "boards": [data.board(task, rows, probes) for task, rows in by_task.items()],
+        "robustness": robustness_boards(records),
         "runs": runs,
         "plots": figures,
         "plot_note": plot_note,

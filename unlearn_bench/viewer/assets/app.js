@@ -66,7 +66,7 @@ function sortableTable(headers, rows, id) {
   return table;
 }
 
-function boardTable(board) {
+function boardTable(board, id) {
   const fixed = [{ key: "label", label: "label" }, { key: "role", label: "role" }, { key: "model", label: "model" }, { key: "hparams", label: "settings" }];
   const metricHeads = board.columns.map((c) => ({ key: c.key, label: c.key, dir: c.higher_is_better,
     title: `${c.key}${c.version ? " (v" + c.version + ")" : ""}: ${c.description} — ${direction(c.higher_is_better)}` }));
@@ -82,13 +82,18 @@ function boardTable(board) {
     const sort = [r.label, r.role, r.model, r.hparams, ...board.columns.map((c) => (r.cells[c.key] ? r.cells[c.key].value : null))];
     return { tr, sort };
   });
-  return sortableTable([...fixed, ...metricHeads], rows, "board-" + board.task);
+  return sortableTable([...fixed, ...metricHeads], rows, id || "board-" + board.task);
 }
 
 function showBoards(main) {
   main.append(el("h1", {}, "Leaderboards"), el("p", { class: "muted" }, "Generated from the run records in " + UB.site.runs_dir + ". Click a column to sort; hover a column for its definition; green = best in its column."));
   if (!UB.site.boards.length) main.append(el("p", {}, "No finished run yet: see Runs."));
   for (const b of UB.site.boards) main.append(el("h2", {}, b.task), boardTable(b));
+  for (const b of UB.site.robustness || []) {
+    main.append(el("h2", {}, `${b.task}: robustness probes (group ${b.group})`),
+      el("p", { class: "muted" }, `Forget metric ${b.metric} of each model under each probe, and its recovery; lower is better for both. The target is the reference, never marked best. Rows under a probe in the table above are the same records.`),
+      boardTable(b, `robustness-${b.task}-${b.group}`));
+  }
 }
 
 function showRuns(main) {
@@ -100,8 +105,14 @@ function showRuns(main) {
 function headerTable(h) {
   const keys = ["run_id", "status", "role", "label", "seed", "created", "finished", "git_commit", "error"];
   const rows = keys.filter((k) => h[k] !== undefined && h[k] !== null).map((k) => el("tr", {}, el("th", {}, k), el("td", {}, String(h[k]))));
+  const cfg = h.config || {}, backend = h.backend || {}, pk = h.packages || {};
+  const identity = [
+    ["model", cfg.model], ["weights sha256", backend.weights_sha256], ["backend", backend.backend_version],
+    ["probe", h.probe ? `${h.probe.name} of ${h.probe.of}` : null],
+    ["versions", Object.keys(pk).length ? Object.entries(pk).map(([k, v]) => k + " " + v).join(", ") : null],
+  ].filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, String(v))));
   const stages = Object.entries(h.stages || {}).map(([k, v]) => el("tr", {}, el("th", {}, "stage " + k), el("td", {}, (v.seconds ?? "?") + " s")));
-  return el("table", { id: "run-header" }, rows, stages);
+  return el("table", { id: "run-header" }, rows, identity, stages);
 }
 
 function resultsTable(results) {
