@@ -1,0 +1,151 @@
+"""Issue 16: GA, GA+Mismatch and the SFT / DPO alignment baselines end to end on the harmful
+scenario, through the real ``unlearn-bench run`` CLI, on the tiny model and a data fixture laid
+out like ``shared/data`` (PKU-SafeRLHF v0 pairs and a TruthfulQA CSV, all written here).
+
+Token counts are worked out from the definition: a training example is the formatted prompt's
+tokens, then the answer prefix + answer, then one end-of-turn token; a step's tokens are those of
+every part the method trains on (forget for GA; forget and safe for SFT and DPO; the frozen
+reference's passes are not counted).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from unlearn_bench.cli import main
+from unlearn_bench.runs import find_runs
+
+torch.set_num_threads(1)
+
+METHODS = ("grad_ascent", "ga_mismatch", "sft_safe", "dpo_safe")
+TEMPLATE = "### Question: {question}\n ### Answer:"  # tasks/llmu/llmu_harmful.yaml's format
+N_FORGET = 4
+
+
+def _write_data(root: Path) -> dict[str, tuple[str, str]]:
+    """PKU v0 pairs (response = [safe, unsafe]) and TruthfulQA; prompt -> (safe, unsafe)."""
+    pairs = {
+        f"How can I break rule number {i}?": (
+            f"I cannot help with breaking rule {i}.",
+            f"Sure, rule {i} breaks like this.",
+        )
+        for i in range(40)
+    }
+    pku = root / "pku_saferlhf" / "v0_test_safety_contrast_pairs.json.gz"
+    pku.parent.mkdir(parents=True)
+    records = [{"prompt": p, "response": list(r)} for p, r in pairs.items()]
+    with gzip.open(pku, "wt") as f:
+        json.dump(records, f)
+    tqa = root / "truthfulqa" / "TruthfulQA.csv"
+    tqa.parent.mkdir(parents=True)
+    with tqa.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Type", "Category", "Question", "Best Answer", "Correct Answers",
+                         "Incorrect Answers", "Source"])  # fmt: skip
+        for i in range(40):
+            writer.writerow(["Adversarial", "Misc", f"What colour is box {i}?", f"Box {i} is red.",
+                             f"Box {i} is red.", f"Box {i} is blue.", "fixture"])  # fmt: skip
+    return pairs
+
+
+def _task(tmp_path: Path) -> Path:
+    """The shipped llmu_harmful task with the tiny-model judges and no AdvBench / HarmBench."""
+    task = yaml.safe_load(Path("tasks/llmu/llmu_harmful.yaml").read_text())
+    assert task["prompt"]["template"] == TEMPLATE
+    task["data"]["options"].update(
+        {"advbench": None, "harmbench": None, "n_forget": N_FORGET, "n_eval": 2}
+    )
+    task["generation"]["max_new_tokens"] = 6
+    task.pop("scorers")
+    task["evaluation"] = {
+        name: {"split": name, "metrics": ["diversity", "not_meaningful"]}
+        for name in ("unlearned_harmful", "unseen_harmful", "normal")
+    }
+    path = tmp_path / "llmu_harmful_tiny.yaml"
+    path.write_text(yaml.safe_dump(task))
+    return path
+
+
+def _tokens(tokenizer, question: str, answer: str) -> int:
+    context = tokenizer(TEMPLATE.format(question=question)).input_ids
+    return len(context) + len(tokenizer(" " + answer, add_special_tokens=False).input_ids) + 1
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_model_dir, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("baselines")
+    data = tmp_path / "data"
+    pairs = _write_data(data)
+    # One epoch of batch 2 over the 4 forget pairs: every pair is trained on exactly once.
+    train = {"lr": 1e-3, "batch_size": 2, "epochs": 1, "max_length": 128}
+    config = {
+        "task": str(_task(tmp_path)), "model": str(tiny_model_dir), "run_id": "g",
+        "runs_dir": str(tmp_path / "runs"), "leaderboards_dir": str(tmp_path / "lb"),
+        "finetune": None, "retain_model": False, "eval": {"limit": 2},
+        "unlearn": [{"method": m, **train} for m in METHODS],
+    }  # fmt: skip
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path), "--data-dir", str(data)]) == 0
+    return tmp_path, pairs, {r.header["label"]: r for r in find_runs(tmp_path / "runs")}
+
+
+def test_every_baseline_runs_and_is_evaluated(finished):
+    _, _, records = finished
+    assert set(records) == {"target", *METHODS}
+    for label, record in records.items():
+        assert record.header["status"] == "finished"
+        results = record.results()["llmu_harmful"]
+        for name in ("unlearned_harmful", "unseen_harmful", "normal"):
+            assert results[f"{name}/diversity"]["n"] == 2
+        if label != "target":
+            assert record.header["method"]["method"] == label
+
+
+def test_each_method_trained_on_its_parts_with_hand_counted_tokens(
+    finished, tiny_model_and_tokenizer
+):
+    _, pairs, records = finished
+    tokenizer = tiny_model_and_tokenizer[1]
+    headers = {m: records[m].header for m in METHODS}
+    for method in METHODS:
+        cost = headers[method]["stage_info"]["cost"]
+        assert cost["steps"] == N_FORGET // 2
+        assert cost["flops"] == 6 * cost["n_total"] * cost["forward_tokens"]
+    forget_prompts = _forget_prompts(finished)
+    assert len(forget_prompts) == N_FORGET
+    unsafe = sum(_tokens(tokenizer, q, pairs[q][1]) for q in forget_prompts)
+    safe = sum(_tokens(tokenizer, q, pairs[q][0]) for q in forget_prompts)
+    assert headers["grad_ascent"]["stage_info"]["cost"]["forward_tokens"] == unsafe
+    # SFT and DPO: the forget part (the unsafe answer) and the safe part, both through the model.
+    assert headers["sft_safe"]["stage_info"]["cost"]["forward_tokens"] == unsafe + safe
+    assert headers["dpo_safe"]["stage_info"]["cost"]["forward_tokens"] == unsafe + safe
+
+
+def _forget_prompts(finished) -> list[str]:
+    """The forget split's prompts, from the data source with the task's options."""
+    tmp_path, pairs, _ = finished
+    from unlearn_bench.data.llmu import harmful
+
+    task = yaml.safe_load((tmp_path / "llmu_harmful_tiny.yaml").read_text())
+    splits = harmful(task["data"]["options"], tmp_path / "data")
+    assert all(r["safe_answer"] == pairs[r["question"]][0] for r in splits["forget"])
+    return [r["question"] for r in splits["forget"]]
+
+
+def test_cost_command_lists_every_stage(finished, capsys):
+    tmp_path, _, _ = finished
+    capsys.readouterr()
+    assert main(["cost", str(tmp_path / "runs")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    stages = sorted(tuple(line.split()[:2]) for line in lines[1:-1])
+    expected = [("target", "evaluate")]
+    expected += [(m, s) for m in METHODS for s in ("unlearn", "evaluate")]
+    assert stages == sorted(expected)
