@@ -21,7 +21,7 @@ from unlearn_bench.backends.base import (
     truncate_to_tokens,
 )
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.metrics import DERIVED_METRICS, METRICS, needed_observations
+from unlearn_bench.metrics import DERIVED_METRICS, METRICS, SampleMetric, needed_observations
 from unlearn_bench.metrics.stats import mean_and_stderr
 from unlearn_bench.prompts import format_prompt
 from unlearn_bench.tasks import TaskSpec, read_task
@@ -236,16 +236,20 @@ def score_samples(spec: TaskSpec, samples: dict[str, list[dict[str, Any]]]) -> d
                 "version": metric.version,
                 **entry,
                 **_scorer_identities(metric.needs, set_samples),
-                **(_bootstrap_entry(values) if metric.ci and values else {}),
+                **_interval_entry(values, metric),
             }
     return results
 
 
-def _bootstrap_entry(values: list[float]) -> dict[str, Any]:
-    """A seeded percentile bootstrap interval of the mean (MUSE reports such intervals)."""
-    from unlearn_bench.metrics import bootstrap
+def _interval_entry(values: list[float], metric: SampleMetric) -> dict[str, Any]:
+    """A 95% interval that stays in the metric's range (``metrics.intervals``), with its method."""
+    from unlearn_bench.metrics import intervals
 
-    return {"ci": list(bootstrap.bootstrap_mean_ci(values)), "ci_method": bootstrap.describe()}
+    try:
+        found = intervals.item_interval(values, metric.bounds, metric.binary)
+    except ValueError as exc:  # a value outside the declared range: said, never hidden
+        return {"ci_method": f"no interval: {exc}"}
+    return {} if found is None else {"ci": list(found[0]), "ci_method": found[1]}
 
 
 def _scorer_identities(needs: frozenset[str], samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -83,3 +83,15 @@ def test_stderr_over_samples(spec):
     assert entry["n"] == 2
     assert entry["value"] == pytest.approx((p_ada + p_bo) / 2)
     assert entry["stderr"] == pytest.approx(abs(p_ada - p_bo) / 2)
+
+
+def test_results_store_a_range_respecting_interval(spec):
+    # Two items: a bootstrap resample's mean is p_bo, the midpoint or p_ada (probability 1/4,
+    # 1/2, 1/4), so the 95% percentile interval is exactly [p_bo, p_ada], inside [0, 1].
+    backend = FakeBackend(answers={"Where was Ada born?": RECORD["answer"]})
+    other = dict(RECORD, question="Where was Bo born?", answer="Bo was born in Bergen.")
+    samples = collect_observations(backend, spec, {"holdout": [RECORD, other]})
+    entry = score_samples(spec, samples)["holdout/probability"]
+    bo = samples["holdout"][1]["obs"]["answer"]["logprobs"]
+    assert entry["ci"] == pytest.approx([math.exp(sum(bo) / len(bo)), math.exp(-0.05)])
+    assert entry["ci_method"].startswith("percentile bootstrap")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from unlearn_bench.leaderboard.formats import fmt, tex_escape, to_html, to_latex, to_markdown
-from unlearn_bench.leaderboard.rows import columns_for, rows_from_records, t_interval
+from unlearn_bench.leaderboard.rows import columns_for, rows_from_records
 from unlearn_bench.runs import find_runs
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
@@ -28,35 +28,33 @@ def _row(rows, label, hparams_start):
 def test_seeds_are_averaged_and_a_same_seed_rerun_supersedes(tofu_rows):
     row = _row(tofu_rows, "grad_ascent", "lr=1e-05")
     # toy-a (seed 0, FQ 0.05) is superseded by the newer seed-0 rerun toy-d (FQ 0.2);
-    # toy-b is seed 1 (FQ 0.4). Mean (0.2 + 0.4) / 2 = 0.3; sample sd
-    # sqrt(((0.2-0.3)^2 + (0.4-0.3)^2) / 1) = sqrt(0.02); stderr sqrt(0.02) / sqrt(2) = 0.1.
+    # toy-b is seed 1 (FQ 0.4). Forget quality is a p-value: the median of (0.2, 0.4) is 0.3,
+    # with no standard error and no interval, each seed's value in the note.
     fq = row.metrics["forget_quality"]
     assert fq.value == pytest.approx(0.3)
-    assert fq.stderr == pytest.approx(0.1)
+    assert (fq.stderr, fq.ci) == (None, None)
     assert (fq.n, fq.over) == (2, "seeds")
+    assert "(0.2, 0.4)" in fq.note and "median" in fq.ci_method
     assert row.run_ids == ["toy-d/grad_ascent", "toy-b/grad_ascent"]
     assert row.seeds == [0, 1]
     # model utility 0.5 and 0.54: mean 0.52, stderr |0.54 - 0.5| / 2 = 0.02.
-    assert row.metrics["model_utility"].value == pytest.approx(0.52)
-    assert row.metrics["model_utility"].stderr == pytest.approx(0.02)
-    # 95% Student-t with 1 degree of freedom: t = 12.7062047361747 (tables).
-    low, high = fq.ci
-    assert low == pytest.approx(0.3 - 12.7062047361747 * 0.1)
-    assert high == pytest.approx(0.3 + 12.7062047361747 * 0.1)
+    mu = row.metrics["model_utility"]
+    assert mu.value == pytest.approx(0.52)
+    assert mu.stderr == pytest.approx(0.02)
+    # Bootstrap over two seeds: a resample's mean is 0.5, 0.52 or 0.54 with probability
+    # 1/4, 1/2, 1/4, so of 2000 resamples far more than 50 sit at each end and the 2.5% and
+    # 97.5% quantiles are exactly the two seeds' values. (The old Student-t interval with one
+    # degree of freedom was 0.52 -+ 12.706 x 0.02 = [0.266, 0.774].)
+    assert mu.ci == (pytest.approx(0.5), pytest.approx(0.54))
+    assert "over seeds" in mu.ci_method
 
 
-def test_single_run_keeps_its_item_stderr_and_t_interval(tofu_rows):
+def test_single_run_without_stored_item_scores_gets_no_interval(tofu_rows):
+    # The fixture run stores no samples: no per-item scores, so no interval is made up from
+    # the mean and stderr alone (the old code printed a Student-t interval here).
     cell = _row(tofu_rows, "npo", "lr=1e-05").metrics["forget/probability"]
     assert (cell.value, cell.stderr, cell.n, cell.over) == (0.4, 0.03, 40, "items")
-    # t(0.975, 39 df) = 2.0226909200367 (tables): 0.4 -+ 2.0226909200367 x 0.03.
-    assert cell.ci[0] == pytest.approx(0.4 - 0.060680727601101)
-    assert cell.ci[1] == pytest.approx(0.4 + 0.060680727601101)
-
-
-def test_t_interval_is_undefined_without_stderr_or_with_one_item():
-    assert t_interval(0.5, None, 10) is None
-    assert t_interval(0.5, 0.1, 1) is None
-    assert t_interval(None, 0.1, 10) is None
+    assert (cell.ci, cell.ci_method) == (None, "")
 
 
 def test_unfinished_and_failed_runs_never_reach_a_row(tofu_rows):

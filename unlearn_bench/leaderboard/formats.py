@@ -20,8 +20,13 @@ from unlearn_bench.leaderboard.rows import Cell, Column, Row, columns_for, metho
 LEGEND = (
     "↑ higher is better, ↓ lower is better, no arrow: no better direction. "
     "± is the standard error of the mean over items; in rows with several seeds the value is the "
-    "mean over seeds and ± the standard error over seeds. CSV, HTML and JSON also give 95% "
-    "Student-t confidence intervals."
+    "mean over seeds and ± the standard error over seeds, except for a p-value (forget quality), "
+    "where the value is the median over seeds (each seed's value in the cell's note) and there "
+    "is no ±. CSV, HTML and JSON also give 95% intervals that never leave the range the metric "
+    "declares: Wilson score for shares of 0/1 items, percentile bootstrap of the mean for other "
+    "per-item means, percentile bootstrap over seeds in rows with several seeds; each cell's "
+    "method is in its JSON ci_method and HTML tooltip. No interval: fewer than two items or "
+    "seeds, per-item scores not stored, a p-value over seeds, or a metric with no declared range."
 )
 COLLAPSED_NOTE = (
     "[COLLAPSED: reason]: the unlearned model collapsed (uniform output, one-token or empty "
@@ -71,6 +76,9 @@ def task_list(rows: list[Row]) -> str:
 
 def _footer(rows: list[Row], columns: list[Column]) -> list[str]:
     lines = [f"Task: {task_list(rows)}", f"Metric versions: {version_list(columns)}", LEGEND]
+    methods = sorted({c.ci_method for r in rows for c in r.metrics.values() if c.ci_method})
+    if methods:
+        lines.append("Interval methods in this table: " + "; ".join(methods) + ".")
     if any(r.collapsed for r in rows):
         lines.append(COLLAPSED_NOTE)
     if len({(r.task, r.task_fingerprint) for r in rows}) > len({r.task for r in rows}):
@@ -145,7 +153,7 @@ def _html_cell(cell: Cell | None) -> str:
         return "<td>-</td>"
     title = f"n={cell.n if cell.n is not None else '-'} ({cell.over})"
     if cell.ci:
-        title += f"; 95% CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}]"
+        title += f"; 95% CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}] ({cell.ci_method})"
     if cell.note:
         title += f"; {cell.note}"
     return f'<td title="{html.escape(title)}">{html.escape(cell_text(cell))}</td>'
@@ -238,6 +246,7 @@ def to_json(rows: list[Row]) -> str:
                         "n": c.n,
                         "over": c.over,
                         "ci95": list(c.ci) if c.ci else None,
+                        "ci_method": c.ci_method,
                         "version": c.version,
                         "higher_is_better": c.higher_is_better,
                         "note": c.note,

@@ -7,12 +7,17 @@ fingerprint. Among runs of one row:
 
 - a rerun with the same seed supersedes the older one (records are read oldest first);
 - runs with different seeds are averaged: the row reports the mean over seeds and, as its
-  standard error, the sample standard deviation over seeds / sqrt(k) (``over == "seeds"``).
+  standard error, the sample standard deviation over seeds / sqrt(k) (``over == "seeds"``);
+  a p-value is summarised by its median instead (below).
   With one seed the run's own per-item standard error is kept (``over == "items"``).
 
-Confidence intervals are Student-t intervals for a mean, value +- t(0.975, n - 1) x stderr, with
-n the number of items (or seeds) behind the value; a result entry that carries its own interval
-(``ci: [low, high]``, e.g. a bootstrap) keeps it when the row has one seed.
+Intervals never leave the range the metric declares at its definition
+(``leaderboard.intervals``, ``metrics.intervals``): a single run keeps the interval stored in
+its result or gets one from its stored per-item scores (Wilson for shares of 0/1 items,
+percentile bootstrap of the mean otherwise); a row over seeds gets a percentile bootstrap over
+the seeds' values; a p-value (forget quality) over seeds is the median of the seeds' values,
+listed in the cell's note, with neither standard error nor interval. Each cell names its
+interval's method (``Cell.ci_method``).
 
 A metric recorded under two versions in one table becomes two columns, ``name@v1`` and
 ``name@v2``: numbers from different definitions are never averaged or shown as one column.
@@ -31,6 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from unlearn_bench.leaderboard.intervals import RangeInfo, range_info, run_interval, seed_summary
 from unlearn_bench.runs import RunRecord
 
 ROLE_ORDER = {"base": 0, "target": 1, "retain": 2, "unlearned": 3}
@@ -52,6 +58,7 @@ class Cell:
     over: str = "items"  # "items": one run's per-item stats; "seeds": across seeds
     ci: tuple[float, float] | None = None
     note: str = ""
+    ci_method: str = ""  # how ``ci`` was computed (leaderboard.intervals)
 
 
 @dataclass
@@ -169,53 +176,71 @@ def _entry_cell(entry: dict[str, Any], name: str = "") -> Cell:
         version=entry.get("version"),
         ci=tuple(ci) if ci is not None else None,  # type: ignore[arg-type]
         note=entry.get("note") or "",
+        ci_method=entry.get("ci_method") or "",
     )
 
 
-def t_interval(
-    value: float | None, stderr: float | None, n: int | None
-) -> tuple[float, float] | None:
-    """Two-sided 95% Student-t interval value +- t(0.975, n-1) x stderr; None when undefined."""
-    if value is None or stderr is None or n is None or n < 2:
-        return None
-    from scipy.stats import t
-
-    half = float(t.ppf(0.975, n - 1)) * stderr
-    return (value - half, value + half)
-
-
-def _over_seeds(cells: list[Cell]) -> Cell:
-    """Mean over seeds with the standard error over seeds (module docstring)."""
+def _over_seeds(cells: list[Cell], info: RangeInfo | None) -> Cell:
+    """The seeds' cells as one (module docstring; ``leaderboard.intervals.seed_summary``)."""
     values = [c.value for c in cells if c.value is not None and not math.isnan(c.value)]
     first = cells[0]
     if not values:
         return Cell(None, None, 0, first.higher_is_better, first.version, "seeds")
-    mean = sum(values) / len(values)
-    stderr = None
-    if len(values) > 1:
-        var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-        stderr = math.sqrt(var) / math.sqrt(len(values))
-    return Cell(mean, stderr, len(values), first.higher_is_better, first.version, "seeds")
+    value, stderr, ci, method, note = seed_summary(info, values)
+    cell = Cell(value, stderr, len(values), first.higher_is_better, first.version, "seeds", ci)
+    cell.note, cell.ci_method = note, method
+    return cell
 
 
-def _collect(records: list[RunRecord]) -> dict[str, dict[int, tuple[dict, str, dict]]]:
-    """Map identity -> seed -> (header, task, results of that task); newer runs overwrite."""
-    found: dict[str, dict[int, tuple[dict, str, dict]]] = {}
+def _run_cell(cell: Cell, column: str, record: RunRecord, task: str) -> Cell:
+    """A single run's cell with its range-respecting interval (``run_interval``)."""
+    if cell.value is None:
+        cell.ci = None
+        return cell
+    loaded: list[list[dict[str, Any]]] = []
+
+    def samples() -> list[dict[str, Any]]:
+        if not loaded:
+            loaded.append(record.read_samples(task))
+        return loaded[0]
+
+    ci, method = run_interval(range_info(column), column, cell.ci, cell.n, samples)
+    cell.ci = ci
+    if ci is not None:
+        cell.ci_method = method or cell.ci_method or "stored with the result"
+    else:
+        cell.ci_method = ""
+        if method:
+            cell.note = f"{cell.note}; {method}" if cell.note else method
+    return cell
+
+
+_Run = tuple[dict, str, dict, RunRecord]  # header, task, results of that task, the record
+
+
+def _collect(records: list[RunRecord]) -> dict[str, dict[int, _Run]]:
+    """Map identity -> seed -> (header, task, results, record); newer runs overwrite."""
+    found: dict[str, dict[int, _Run]] = {}
     for record in records:
         if not record.is_finished():
             continue
         header = record.header
         for task, metrics in record.results().items():
             ident = _identity(header, task)
-            found.setdefault(ident, {})[int(header.get("seed", 0))] = (header, task, metrics)
+            found.setdefault(ident, {})[int(header.get("seed", 0))] = (
+                header,
+                task,
+                metrics,
+                record,
+            )
     return found
 
 
-def _versioned_keys(found: dict[str, dict[int, tuple[dict, str, dict]]]) -> dict[tuple, str]:
+def _versioned_keys(found: dict[str, dict[int, _Run]]) -> dict[tuple, str]:
     """(task, metric, version) -> column id; ``name@vN`` only where a task has two versions."""
     versions: dict[tuple[str, str], set[Any]] = {}
     for by_seed in found.values():
-        for _, task, metrics in by_seed.values():
+        for _, task, metrics, _ in by_seed.values():
             for name, entry in metrics.items():
                 versions.setdefault((task, name), set()).add(entry.get("version"))
     out = {}
@@ -238,20 +263,21 @@ def rows_from_records(records: list[RunRecord]) -> list[Row]:
     for ident, by_seed in found.items():
         seeds = sorted(by_seed)
         runs = [by_seed[s] for s in seeds]
-        header, task, _ = max(runs, key=lambda r: r[0].get("created", ""))
+        header, task, _, _ = max(runs, key=lambda r: r[0].get("created", ""))
         per_metric: dict[str, list[Cell]] = {}
-        for _, _, metrics in runs:
+        for _, _, metrics, _ in runs:
             for name, entry in metrics.items():
                 col = column_ids[(task, name, entry.get("version"))]
                 per_metric.setdefault(col, []).append(_entry_cell(entry, name))
         cells = {}
         for col, group in per_metric.items():
-            cell = group[0] if len(runs) == 1 else _over_seeds(group)
+            if len(runs) == 1:
+                cell = _run_cell(group[0], col, runs[0][3], task)
+            else:
+                cell = _over_seeds(group, range_info(col))
             withheld = [c for c in group if c.note.startswith("withheld")]
             if withheld:  # one seed's judge fails the bar: the row's number is withheld
                 cell = withheld[0]
-            if cell.ci is None:
-                cell.ci = t_interval(cell.value, cell.stderr, cell.n)
             cells[col] = cell
         run_ids = [r[0]["run_id"] for r in sorted(runs, key=lambda r: r[0].get("created", ""))]
         task_info = header.get("task") or {}

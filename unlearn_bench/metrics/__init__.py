@@ -9,6 +9,7 @@ can be re-scored without a forward pass.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,11 @@ class SampleMetric:
     # that is not meaningful) are left out and counted in the result's note.
     aggregate: str = "mean"
     capabilities: frozenset[str] = field(default_factory=frozenset)
-    ci: bool = False  # also store a percentile bootstrap interval of the mean (metrics.bootstrap)
+    # The range every per-sample value lies in (inclusive; +-inf for an open end). Intervals
+    # are computed so that they cannot leave it (metrics.intervals).
+    bounds: tuple[float, float] = (-math.inf, math.inf)
+    # Every defined per-sample value is 0 or 1, so the aggregate is a share: Wilson interval.
+    binary: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ class DerivedMetric:
     higher_is_better: bool | None
     description: str
     needs_reference: bool = False
+    bounds: tuple[float, float] = (-math.inf, math.inf)  # the value's range, as SampleMetric's
+    # The value is a p-value: across seeds it is summarised by the median (metrics.intervals).
+    p_value: bool = False
 
 
 METRICS: Registry[SampleMetric] = Registry("metric", indexed=True)
@@ -80,6 +88,13 @@ def needed_observations(metric_names: list[str]) -> set[str]:
     return needs
 
 
+def check_bounds(name: str, bounds: tuple[float, float]) -> None:
+    """A metric's declared range must be (low, high) with low < high and neither NaN."""
+    low, high = bounds
+    if not low < high:  # also false for NaN
+        raise ValueError(f"metric {name!r}: bounds must be (low, high) with low < high")
+
+
 def sample_metric(
     name: str,
     *,
@@ -87,10 +102,16 @@ def sample_metric(
     needs: Sequence[str],
     higher_is_better: bool | None,
     capabilities: Sequence[str] = ("logprobs",),
+    bounds: tuple[float, float],
+    binary: bool = False,
     aggregate: str = "mean",
-    ci: bool = False,
 ) -> Callable[[Callable[[Sample], float]], Callable[[Sample], float]]:
-    """Register the decorated per-sample function; its docstring is the metric's description."""
+    """Register the decorated per-sample function; its docstring is the metric's description.
+
+    ``bounds`` (required: every metric declares its range) and ``binary`` decide how its
+    interval is computed (``metrics.intervals``).
+    """
+    check_bounds(name, bounds)
 
     def decorator(fn: Callable[[Sample], float]) -> Callable[[Sample], float]:
         METRICS.register(name)(
@@ -103,7 +124,8 @@ def sample_metric(
                 description=(fn.__doc__ or "").strip().splitlines()[0],
                 capabilities=frozenset(capabilities),
                 aggregate=aggregate,
-                ci=ci,
+                bounds=bounds,
+                binary=binary,
             )
         )
         return fn
@@ -112,9 +134,16 @@ def sample_metric(
 
 
 def derived_metric(
-    name: str, *, version: int, higher_is_better: bool | None, needs_reference: bool = False
+    name: str,
+    *,
+    version: int,
+    higher_is_better: bool | None,
+    bounds: tuple[float, float],
+    needs_reference: bool = False,
+    p_value: bool = False,
 ) -> Callable[[DerivedFn], DerivedFn]:
     """Register the decorated run-level function; its docstring is the metric's description."""
+    check_bounds(name, bounds)
 
     def decorator(fn: DerivedFn) -> DerivedFn:
         DERIVED_METRICS.register(name)(
@@ -125,6 +154,8 @@ def derived_metric(
                 higher_is_better=higher_is_better,
                 description=(fn.__doc__ or "").strip().splitlines()[0],
                 needs_reference=needs_reference,
+                bounds=bounds,
+                p_value=p_value,
             )
         )
         return fn

@@ -122,35 +122,35 @@ def _gen(sample: Sample) -> str:
 
 
 @sample_metric("diversity", version=1, needs=["generation"], higher_is_better=True,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 1.0), capabilities=_GEN)  # fmt: skip
 def diversity_metric(sample: Sample) -> float:
     """Share of unique whitespace tokens in the output (Yao et al. "diversity")."""
     return diversity(_gen(sample))
 
 
 @sample_metric("not_meaningful", version=2, needs=["generation"], higher_is_better=False,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 1.0), binary=True, capabilities=_GEN)  # fmt: skip
 def not_meaningful_metric(sample: Sample) -> float:
     """1 when the output is near-empty or mostly repeats (the paper's NM; see not_meaningful)."""
     return float(not_meaningful(_gen(sample)))
 
 
 @sample_metric("leak_bleu", version=1, needs=["generation"], higher_is_better=False,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 100.0), capabilities=_GEN)  # fmt: skip
 def leak_bleu(sample: Sample) -> float:
     """Sacrebleu sentence BLEU (0-100) of the completion against the true continuation."""
     return sentence_bleu(_gen(sample), sample["answer"])
 
 
 @sample_metric("leak_rate_bleu10", version=1, needs=["generation"], higher_is_better=False,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 1.0), binary=True, capabilities=_GEN)  # fmt: skip
 def leak_rate(sample: Sample) -> float:
     """1 when the completion's BLEU vs the true continuation is >= 10 (leak rate per sample)."""
     return float(leaked(_gen(sample), sample["answer"]))
 
 
 @sample_metric("continuation_rouge_l", version=1, needs=["generation"], higher_is_better=False,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 1.0), capabilities=_GEN)  # fmt: skip
 def continuation_rouge_l(sample: Sample) -> float:
     """ROUGE-L F1 of the completion against the true continuation (rouge-score, stemmer)."""
     return rouge_l_f1(_gen(sample), sample["answer"])
@@ -182,6 +182,8 @@ _RATE: dict[str, Any] = {
     "higher_is_better": False,
     "capabilities": _GEN,
     "aggregate": "mean_defined",
+    "bounds": (0.0, 1.0),
+    "binary": True,
 }
 
 
@@ -224,7 +226,8 @@ def hallucination_rate_llm(sample: Sample) -> float:
 
 
 @sample_metric("fluency_ppl", version=2, needs=["generation", "scorer:fluency"],
-               higher_is_better=False, capabilities=_GEN, aggregate="mean_defined")  # fmt: skip
+               bounds=(1.0, math.inf), higher_is_better=False, capabilities=_GEN,
+               aggregate="mean_defined")  # fmt: skip
 def fluency_ppl(sample: Sample) -> float:
     """Perplexity of the output under the reference model; NaN (NM) for a not-meaningful one."""
     if not_meaningful(_gen(sample)):
@@ -235,21 +238,21 @@ def fluency_ppl(sample: Sample) -> float:
 
 
 @sample_metric("utility_reward", version=1, needs=["generation", "scorer:reward"],
-               higher_is_better=True, capabilities=_GEN)  # fmt: skip
+               bounds=(-math.inf, math.inf), higher_is_better=True, capabilities=_GEN)  # fmt: skip
 def utility_reward(sample: Sample) -> float:
     """The reward model's scalar score of (prompt, output) (Yao et al. "utility reward")."""
     return float(scorer_obs(sample, "reward", "reward_model")["score"])
 
 
 @sample_metric("similarity_bleurt", version=1, needs=["generation", "scorer:similarity"],
-               higher_is_better=True, capabilities=_GEN)  # fmt: skip
+               bounds=(-math.inf, math.inf), higher_is_better=True, capabilities=_GEN)  # fmt: skip
 def similarity_bleurt(sample: Sample) -> float:
     """BLEURT(original model's output as reference, this output as candidate)."""
     return float(scorer_obs(sample, "similarity", "bleurt")["score"])
 
 
 @sample_metric("similarity_minilm", version=1, needs=["generation", "scorer:similarity"],
-               higher_is_better=True, capabilities=_GEN)  # fmt: skip
+               bounds=(-1.0, 1.0), higher_is_better=True, capabilities=_GEN)  # fmt: skip
 def similarity_minilm(sample: Sample) -> float:
     """Cosine of all-MiniLM-L6-v2 embeddings of this and the original model's output.
 

@@ -82,27 +82,27 @@ def _factuality(sample: Sample) -> float | None:
 
 
 @sample_metric("rouge_l_f1", version=1, needs=["generation"], higher_is_better=None,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 1.0), capabilities=_GEN)  # fmt: skip
 def rouge_l_f1(sample: Sample) -> float:
     """ROUGE-L F1 (stemmed) of the greedy answer against the reference answer."""
     return _rouge_l_f1(sample["obs"]["generation"], sample["answer"])
 
 
 @sample_metric("exact_match_accuracy", version=1, needs=["generation"], higher_is_better=None,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 1.0), binary=True, capabilities=_GEN)  # fmt: skip
 def exact_match_accuracy(sample: Sample) -> float:
     """1 when the answer's ROUGE-L F1 against the reference is exactly 1 (MedForget accuracy)."""
     return 1.0 if _rouge_l_f1(sample["obs"]["generation"], sample["answer"]) == 1.0 else 0.0
 
 
 @sample_metric("gen_score", version=1, needs=["generation", _JUDGE], higher_is_better=None,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 1.0), capabilities=_GEN)  # fmt: skip
 def gen_score(sample: Sample) -> float:
     """MedForget Gen Score: 0.25 x ROUGE-L F1 + 0.75 x judge factuality / 10 (failure: 0)."""
     return gen_score_value(rouge_l_f1(sample), _factuality(sample))
 
 
-@sample_metric("judge_factuality", version=1, needs=["generation", _JUDGE],
+@sample_metric("judge_factuality", bounds=(1.0, 10.0), version=1, needs=["generation", _JUDGE],
                higher_is_better=None, capabilities=_GEN, aggregate="mean_defined")  # fmt: skip
 def judge_factuality(sample: Sample) -> float:
     """The judge's factuality score (1-10); failed judgements are left out of the mean."""
@@ -111,13 +111,13 @@ def judge_factuality(sample: Sample) -> float:
 
 
 @sample_metric("judge_failed", version=1, needs=["generation", _JUDGE], higher_is_better=False,
-               capabilities=_GEN)  # fmt: skip
+               bounds=(0.0, 1.0), binary=True, capabilities=_GEN)  # fmt: skip
 def judge_failed(sample: Sample) -> float:
     """1 when the judge's reply failed the strict parser (its factuality then counts as 0)."""
     return 1.0 if _factuality(sample) is None else 0.0
 
 
-@derived_metric("judge_failures", version=1, higher_is_better=False)
+@derived_metric("judge_failures", bounds=(0.0, math.inf), version=1, higher_is_better=False)
 def judge_failures(run: Any, reference: Any) -> DerivedResult:
     """How many judge replies failed the parser, over every judged eval set of the run."""
     per_set: dict[str, int] = {}

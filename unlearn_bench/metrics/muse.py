@@ -23,6 +23,7 @@ special tokens (SmolLM2) the two agree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -63,11 +64,11 @@ def muse_rouge_l_f1(prediction: str, reference: str) -> float:
 
 @sample_metric(
     "verbmem_f",
+    bounds=(0.0, 100.0),
     version=1,
     needs=["generation", "reference_prefix"],
     higher_is_better=False,
     capabilities=("generate",),
-    ci=True,
 )
 def verbmem_f(sample: Sample) -> float:
     """MUSE VerbMem: ROUGE-L F1 x 100, continuation vs the true continuation's first tokens."""
@@ -76,8 +77,8 @@ def verbmem_f(sample: Sample) -> float:
 
 
 @sample_metric(
-    "knowmem_f", version=1, needs=["generation"], higher_is_better=False,
-    capabilities=("generate",), ci=True,
+    "knowmem_f", bounds=(0.0, 100.0), version=1, needs=["generation"], higher_is_better=False,
+    capabilities=("generate",),
 )  # fmt: skip
 def knowmem_f(sample: Sample) -> float:
     """MUSE KnowMem on forget QA: ROUGE-L F1 x 100 of the in-context answer (lower: forgotten)."""
@@ -85,15 +86,17 @@ def knowmem_f(sample: Sample) -> float:
 
 
 @sample_metric(
-    "knowmem_r", version=1, needs=["generation"], higher_is_better=True,
-    capabilities=("generate",), ci=True,
+    "knowmem_r", bounds=(0.0, 100.0), version=1, needs=["generation"], higher_is_better=True,
+    capabilities=("generate",),
 )  # fmt: skip
 def knowmem_r(sample: Sample) -> float:
     """MUSE KnowMem on retain QA: ROUGE-L F1 x 100 of the in-context answer (higher: utility)."""
     return 100.0 * muse_rouge_l_f1(sample["obs"]["generation"], sample["answer"])
 
 
-@sample_metric("min_k_40", version=1, needs=["answer"], higher_is_better=None)
+@sample_metric(
+    "min_k_40", bounds=(-math.inf, 0.0), version=1, needs=["answer"], higher_is_better=None
+)
 def min_k_40(sample: Sample) -> float:
     """Min-40% Prob member-ness: mean of the lowest 40% token log-probs of the scored text."""
     return min_k_score(sample["obs"]["answer"]["logprobs"], MIN_K)
@@ -134,7 +137,7 @@ def _privleak_rows(auc: NDArray, reference_auc: NDArray | float) -> NDArray:
     return np.where(np.asarray(reference_auc) == 0.0, np.nan, value)
 
 
-@derived_metric("privleak_auc", version=1, higher_is_better=None)
+@derived_metric("privleak_auc", bounds=(0.0, 1.0), version=1, higher_is_better=None)
 def privleak_auc(run: Any, reference: Any) -> DerivedResult:
     """Min-40% ROC AUC, forget vs holdout texts, MUSE orientation (about 0 = memorised)."""
     forget, holdout = privleak_scores(run)
@@ -146,7 +149,7 @@ def privleak_auc(run: Any, reference: Any) -> DerivedResult:
     )
 
 
-@derived_metric("privleak", version=1, higher_is_better=None)
+@derived_metric("privleak", bounds=(-100.0, math.inf), version=1, higher_is_better=None)
 def privleak(run: Any, reference: Any) -> DerivedResult:
     """MUSE PrivLeak: (AUC - AUC_retrain) / AUC_retrain x 100; about 0 is ideal.
 

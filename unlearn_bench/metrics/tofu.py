@@ -25,14 +25,18 @@ def raw_truth_ratio(sample: Sample) -> float:
     return lk.truth_ratio(_lp(sample, "paraphrased_answer"), _perturbed(sample))
 
 
-@sample_metric("probability", version=1, needs=["answer"], higher_is_better=True)
+@sample_metric("probability", bounds=(0.0, 1.0), version=1, needs=["answer"], higher_is_better=True)
 def probability(sample: Sample) -> float:
     """P(a|q)^(1/|a|): exp of the mean answer-token log-prob (TOFU "Probability")."""
     return lk.length_normalised_probability(_lp(sample, "answer"))
 
 
 @sample_metric(
-    "normalised_probability", version=1, needs=["answer", "perturbed_answer"], higher_is_better=True
+    "normalised_probability",
+    bounds=(0.0, 1.0),
+    version=1,
+    needs=["answer", "perturbed_answer"],
+    higher_is_better=True,
 )
 def normalised_probability(sample: Sample) -> float:
     """P(a|q) / (P(a|q) + sum P(a'|q)), length-normalised (TOFU real authors / world facts)."""
@@ -41,6 +45,7 @@ def normalised_probability(sample: Sample) -> float:
 
 @sample_metric(
     "rouge_l_recall",
+    bounds=(0.0, 1.0),
     version=1,
     needs=["generation"],
     higher_is_better=True,
@@ -53,6 +58,7 @@ def rouge_l_recall(sample: Sample) -> float:
 
 @sample_metric(
     "truth_ratio_forget",
+    bounds=(0.0, 1.0),
     version=1,
     needs=["paraphrased_answer", "perturbed_answer"],
     higher_is_better=None,  # TOFU reports it; closeness to the retain model is what matters
@@ -64,6 +70,7 @@ def truth_ratio_forget(sample: Sample) -> float:
 
 @sample_metric(
     "truth_ratio",
+    bounds=(0.0, 1.0),
     version=1,
     needs=["paraphrased_answer", "perturbed_answer"],
     higher_is_better=True,
@@ -75,6 +82,7 @@ def truth_ratio(sample: Sample) -> float:
 
 @sample_metric(
     "truth_ratio_correct_share",
+    bounds=(0.0, 1.0),
     version=1,
     needs=["paraphrased_answer", "perturbed_answer"],
     higher_is_better=True,
@@ -84,13 +92,17 @@ def truth_ratio_correct_share(sample: Sample) -> float:
     return lk.truth_ratio_correct_share(_lp(sample, "paraphrased_answer"), _perturbed(sample))
 
 
-@sample_metric("exact_memorisation", version=1, needs=["answer"], higher_is_better=None)
+@sample_metric(
+    "exact_memorisation", bounds=(0.0, 1.0), version=1, needs=["answer"], higher_is_better=None
+)
 def exact_memorisation(sample: Sample) -> float:
     """Share of answer tokens whose teacher-forced argmax equals the label."""
     return lk.exact_memorisation(sample["obs"]["answer"]["greedy"])
 
 
-@sample_metric("extraction_strength", version=1, needs=["answer"], higher_is_better=None)
+@sample_metric(
+    "extraction_strength", bounds=(0.0, 1.0), version=1, needs=["answer"], higher_is_better=None
+)
 def extraction_strength(sample: Sample) -> float:
     """1 - k*/|a|, k* the first position from which every argmax equals the label."""
     return lk.extraction_strength(sample["obs"]["answer"]["greedy"])
@@ -101,7 +113,14 @@ def _same_question(mine: str, theirs: str) -> bool:
     return mine.strip() == theirs.strip() or mine.strip() in theirs
 
 
-@derived_metric("forget_quality", version=2, higher_is_better=True, needs_reference=True)
+@derived_metric(
+    "forget_quality",
+    bounds=(0.0, 1.0),
+    p_value=True,
+    version=2,
+    higher_is_better=True,
+    needs_reference=True,
+)
 def forget_quality(run: RunView, reference: RunView | None) -> DerivedResult:
     """KS-test p-value of per-item forget truth ratios, this run vs the retain reference.
 
@@ -130,7 +149,7 @@ def forget_quality(run: RunView, reference: RunView | None) -> DerivedResult:
     return DerivedResult(value, note)
 
 
-@derived_metric("retain_utility", version=1, higher_is_better=True)
+@derived_metric("retain_utility", bounds=(0.0, 1.0), version=1, higher_is_better=True)
 def retain_utility(run: RunView, reference: RunView | None) -> DerivedResult:
     """Harmonic mean of retain {probability, ROUGE-L recall, truth ratio}: 3 of TOFU's 9.
 
@@ -144,7 +163,7 @@ def retain_utility(run: RunView, reference: RunView | None) -> DerivedResult:
     return DerivedResult(stats.harmonic_mean(values))
 
 
-@derived_metric("model_utility", version=1, higher_is_better=True)
+@derived_metric("model_utility", bounds=(0.0, 1.0), version=1, higher_is_better=True)
 def model_utility(run: RunView, reference: RunView | None) -> DerivedResult:
     """TOFU model utility: harmonic mean of the nine retain / real-author / world-fact numbers."""
     nine: dict[str, float] = {}

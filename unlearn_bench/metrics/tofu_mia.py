@@ -19,6 +19,7 @@ second model loaded here: metrics do not run models.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from unlearn_bench.metrics import DerivedResult, Sample, derived_metric, sample_metric
@@ -35,19 +36,25 @@ def _lp(sample: Sample) -> list[float]:
     return sample["obs"]["answer"]["logprobs"]
 
 
-@sample_metric("mia_loss", version=1, needs=["answer"], higher_is_better=None)
+@sample_metric(
+    "mia_loss", bounds=(-math.inf, 0.0), version=1, needs=["answer"], higher_is_better=None
+)
 def mia_loss(sample: Sample) -> float:
     """LOSS attack (Yeom et al. 2018) member-ness: mean answer-token log-prob (= -mean NLL)."""
     return attacks.loss_score(_lp(sample))
 
 
-@sample_metric("mia_zlib", version=1, needs=["answer"], higher_is_better=None)
+@sample_metric(
+    "mia_zlib", bounds=(-math.inf, 0.0), version=1, needs=["answer"], higher_is_better=None
+)
 def mia_zlib(sample: Sample) -> float:
     """ZLib attack (Carlini et al. 2021) member-ness: -mean NLL / zlib length of the answer."""
     return attacks.zlib_score(_lp(sample), sample["answer"])
 
 
-@sample_metric("mia_min_k", version=1, needs=["answer"], higher_is_better=None)
+@sample_metric(
+    "mia_min_k", bounds=(-math.inf, 0.0), version=1, needs=["answer"], higher_is_better=None
+)
 def mia_min_k(sample: Sample) -> float:
     """Min-K% Prob (Shi et al. 2024) member-ness: mean of the lowest 40% answer log-probs."""
     return attacks.min_k_score(_lp(sample), MIN_K)
@@ -55,6 +62,7 @@ def mia_min_k(sample: Sample) -> float:
 
 @sample_metric(
     "mia_min_k_plus_plus",
+    bounds=(-math.inf, math.inf),
     version=1,
     needs=["answer", "answer_vocab_stats"],
     higher_is_better=None,
@@ -68,6 +76,7 @@ def mia_min_k_plus_plus(sample: Sample) -> float:
 
 @sample_metric(
     "mia_gradnorm",
+    bounds=(0.0, math.inf),
     version=1,
     needs=["answer_grad_norm"],
     higher_is_better=None,
@@ -80,6 +89,7 @@ def mia_gradnorm(sample: Sample) -> float:
 
 @sample_metric(
     "mia_gradnorm_mean_param",
+    bounds=(0.0, math.inf),
     version=1,
     needs=["answer_grad_norm"],
     higher_is_better=None,
@@ -120,37 +130,37 @@ def _auc_result(run: RunView, attack: str) -> DerivedResult:
     return DerivedResult(value, note)
 
 
-@derived_metric("mia_loss_auc", version=1, higher_is_better=None)
+@derived_metric("mia_loss_auc", bounds=(0.0, 1.0), version=1, higher_is_better=None)
 def mia_loss_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     """ROC AUC of the LOSS attack, forget vs holdout answers (1 = members)."""
     return _auc_result(run, "loss")
 
 
-@derived_metric("mia_zlib_auc", version=1, higher_is_better=None)
+@derived_metric("mia_zlib_auc", bounds=(0.0, 1.0), version=1, higher_is_better=None)
 def mia_zlib_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     """ROC AUC of the ZLib attack, forget vs holdout answers (1 = members)."""
     return _auc_result(run, "zlib")
 
 
-@derived_metric("mia_min_k_auc", version=1, higher_is_better=None)
+@derived_metric("mia_min_k_auc", bounds=(0.0, 1.0), version=1, higher_is_better=None)
 def mia_min_k_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     """ROC AUC of the Min-40% attack, forget vs holdout answers (1 = members)."""
     return _auc_result(run, "min_k")
 
 
-@derived_metric("mia_min_k_plus_plus_auc", version=1, higher_is_better=None)
+@derived_metric("mia_min_k_plus_plus_auc", bounds=(0.0, 1.0), version=1, higher_is_better=None)
 def mia_min_k_plus_plus_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     """ROC AUC of the Min-40%++ attack, forget vs holdout answers (1 = members)."""
     return _auc_result(run, "min_k_plus_plus")
 
 
-@derived_metric("mia_gradnorm_auc", version=1, higher_is_better=None)
+@derived_metric("mia_gradnorm_auc", bounds=(0.0, 1.0), version=1, higher_is_better=None)
 def mia_gradnorm_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     """ROC AUC of the GradNorm (global L2) attack, forget vs holdout answers (1 = members)."""
     return _auc_result(run, "gradnorm")
 
 
-@derived_metric("mia_gradnorm_mean_param_auc", version=1, higher_is_better=None)
+@derived_metric("mia_gradnorm_mean_param_auc", bounds=(0.0, 1.0), version=1, higher_is_better=None)
 def mia_gradnorm_mean_param_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     """ROC AUC of the GradNorm (mean per-tensor L2, open-unlearning variant) attack, forget vs holdout answers (1 = members)."""  # noqa: E501
     return _auc_result(run, "gradnorm_mean_param")
@@ -166,7 +176,9 @@ def _paired_reference_scores(
     ]
 
 
-@derived_metric("mia_reference_auc", version=1, higher_is_better=None, needs_reference=True)
+@derived_metric(
+    "mia_reference_auc", bounds=(0.0, 1.0), version=1, higher_is_better=None, needs_reference=True
+)
 def mia_reference_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     """ROC AUC of the Reference attack, NLL(this model) - NLL(reference model), forget vs holdout.
 
@@ -193,7 +205,13 @@ def mia_reference_auc(run: RunView, reference: RunView | None) -> DerivedResult:
     )
 
 
-@derived_metric("tofu_privleak", version=1, higher_is_better=None, needs_reference=True)
+@derived_metric(
+    "tofu_privleak",
+    bounds=(-100.0, math.inf),
+    version=1,
+    higher_is_better=None,
+    needs_reference=True,
+)
 def tofu_privleak(run: RunView, reference: RunView | None) -> DerivedResult:
     """PrivLeak = (AUC - AUC_retain) / AUC_retain x 100, Min-40% AUC in MUSE's orientation."""
     if reference is None:
