@@ -1,11 +1,14 @@
 """BLEURT checkpoints of bleurt-pytorch's layout load and score under our transformers.
 
-The tiny checkpoints are built here with bleurt-pytorch's parameter names and config; with no
-embedding projection BLEURT is exactly BERT + pooler + one regression output, so transformers'
-own BertForSequenceClassification with the same weights is an independent reference.
+The tiny checkpoints are built here with bleurt-pytorch's parameter names and config. Two
+independent references: with no embedding projection BLEURT is exactly BERT + pooler + one
+regression output, so transformers' own BertForSequenceClassification with the same weights;
+and, for every variant, ``_bleurt_by_hand``: the architecture written out as tensor maths on the
+checkpoint's raw tensors, one unpadded pair at a time, in float64.
 """
 
 import json
+import math
 
 import pytest
 import torch
@@ -17,6 +20,55 @@ from unlearn_bench.judges.bleurt_compat import bleurt_scores, load_bleurt
 torch.set_num_threads(1)
 REFS = ["a bird sat on the window", "this is a random sentence"]
 CANDS = ["the bird sat by the window", "this is a sentence"]
+
+
+def _bleurt_by_hand(folder, ids: list[int], types: list[int]) -> float:
+    """BLEURT of one unpadded [CLS] ref [SEP] cand [SEP] sequence, from the raw tensors.
+
+    Embeddings word + position + type -> LayerNorm -> (BLEURT-20) linear projection -> per layer:
+    softmax(QK^T / sqrt(d_head)) V, dense, residual, LayerNorm; erf-GELU feed-forward, dense,
+    residual, LayerNorm -> tanh(dense(h[CLS])) -> linear.
+    """
+    from safetensors.torch import load_file
+
+    config = json.loads((folder / "config.json").read_text())
+    w = {k: v.double() for k, v in load_file(str(folder / "model.safetensors")).items()}
+    heads, eps, n = config["num_attention_heads"], config["layer_norm_eps"], len(ids)
+
+    def norm(x, prefix):
+        mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + eps) * w[prefix + ".weight"] + w[prefix + ".bias"]
+
+    def linear(x, prefix):
+        return x @ w[prefix + ".weight"].T + w[prefix + ".bias"]
+
+    e = "bleurt.embeddings."
+    x = w[e + "word_embeddings.weight"][ids] + w[e + "position_embeddings.weight"][:n]
+    x = norm(x + w[e + "token_type_embeddings.weight"][types], e + "LayerNorm")
+    if config["embedding_size"]:
+        x = linear(x, "bleurt.encoder.embedding_projection")
+    d = x.shape[1] // heads
+    for i in range(config["num_hidden_layers"]):
+        p = f"bleurt.encoder.layer.{i}."
+        q, k, v = (linear(x, p + f"attention.self.{t}").view(n, heads, d).transpose(0, 1)
+                   for t in ("query", "key", "value"))  # fmt: skip
+        attended = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(d), -1) @ v
+        attended = attended.transpose(0, 1).reshape(n, heads * d)
+        x = norm(
+            linear(attended, p + "attention.output.dense") + x, p + "attention.output.LayerNorm"
+        )
+        inner = linear(x, p + "intermediate.dense")
+        inner = 0.5 * inner * (1 + torch.erf(inner / math.sqrt(2)))
+        x = norm(linear(inner, p + "output.dense") + x, p + "output.LayerNorm")
+    pooled = torch.tanh(linear(x[0], "bleurt.pooler.dense"))
+    return float(linear(pooled, "classifier")[0])
+
+
+def _pair(vocab: list[str], ref: str, cand: str) -> tuple[list[int], list[int]]:
+    """[CLS] ref [SEP] cand [SEP] ids (whole words of the vocabulary) and their token types."""
+    first = ["[CLS]", *ref.split(), "[SEP]"]
+    second = [*cand.split(), "[SEP]"]
+    return [vocab.index(t) for t in first + second], [0] * len(first) + [1] * len(second)
 
 
 def test_matches_transformers_bert_when_there_is_no_projection(tmp_path):
@@ -42,15 +94,26 @@ def test_matches_transformers_bert_when_there_is_no_projection(tmp_path):
     assert enc["token_type_ids"][0].tolist()[0] == 0 and enc["token_type_ids"][0].max() == 1
 
 
-def test_embedding_projection_variant_loads_and_pads_safely(tmp_path):
-    folder = build_bleurt_wordpiece(tmp_path / "bleurt20", embedding_size=16)
+@pytest.mark.parametrize("embedding_size", [16, None], ids=["bleurt20-projection", "plain"])
+def test_scores_equal_the_architecture_written_out_by_hand(tmp_path, embedding_size):
+    folder = build_bleurt_wordpiece(tmp_path / "bleurt", embedding_size=embedding_size)
     model, tokenizer = load_bleurt(folder)
-    assert model.bleurt.encoder.embedding_projection.weight.shape == (32, 16)
-    batched = bleurt_scores(model, tokenizer, REFS, CANDS)
-    one_by_one = [
-        bleurt_scores(model, tokenizer, [r], [c])[0] for r, c in zip(REFS, CANDS, strict=True)
+    # Every word is whole in the tiny vocabulary; the second pair is shorter, so the batch pads it.
+    refs, cands = (
+        ["a bird sat on the window", "the cat sat on the mat"],
+        ["the bird sat on a window", "a cat"],
+    )
+    vocab = (folder / "vocab.txt").read_text().split("\n")
+    expected = [
+        _bleurt_by_hand(folder, *_pair(vocab, r, c)) for r, c in zip(refs, cands, strict=True)
     ]
-    assert batched == pytest.approx(one_by_one, abs=1e-5)  # padding never changes a score
+    assert bleurt_scores(model, tokenizer, refs, cands) == pytest.approx(expected, abs=1e-5)
+    # The reference is order-sensitive: swapping reference and candidate changes the value.
+    swapped = _bleurt_by_hand(folder, *_pair(vocab, cands[0], refs[0]))
+    assert abs(swapped - expected[0]) > 1e-3
+    assert bleurt_scores(model, tokenizer, [cands[0]], [refs[0]]) == pytest.approx(
+        [swapped], abs=1e-5
+    )
 
 
 def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
@@ -88,4 +151,13 @@ def test_sentencepiece_tokenizer_of_the_bleurt20_family(tmp_path):
     model, tokenizer = load_bleurt(folder)
     assert type(tokenizer).__name__ == "DebertaV2Tokenizer"
     scores = bleurt_scores(model, tokenizer, REFS, CANDS)
-    assert len(scores) == 2 and all(s == s for s in scores)  # finite, not NaN
+    # The SentencePiece ids come from sentencepiece; the score from them is checked by hand:
+    # token types are 0 up to and including the first [SEP], 1 after it.
+    sep = tokenizer.convert_tokens_to_ids("[SEP]")
+    expected = []
+    for ref, cand in zip(REFS, CANDS, strict=True):
+        ids = tokenizer(ref, cand)["input_ids"]
+        assert ids[0] == tokenizer.convert_tokens_to_ids("[CLS]") and ids[-1] == sep
+        first = ids.index(sep) + 1
+        expected.append(_bleurt_by_hand(folder, ids, [0] * first + [1] * (len(ids) - first)))
+    assert scores == pytest.approx(expected, abs=1e-5)
