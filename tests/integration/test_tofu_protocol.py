@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import by_hand
 import pytest
 import yaml
 from tofu_fixtures import write_tofu_fixture
@@ -39,6 +40,11 @@ def _results(group: Path, label: str) -> dict:
     return json.loads((group / label / "results.json").read_text())
 
 
+def _samples(group: Path, label: str) -> list[dict]:
+    lines = (group / label / "samples" / "tofu_forget01.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
 def test_protocol_in_one_command(tiny_model_dir, tmp_path, capsys) -> None:
     import torch
 
@@ -59,7 +65,10 @@ def test_protocol_in_one_command(tiny_model_dir, tmp_path, capsys) -> None:
     assert retain["forget_quality"]["value"] == pytest.approx(1.0)
     assert retain["tofu_privleak"]["value"] == pytest.approx(0.0)
     assert retain["mia_reference_auc"]["value"] == pytest.approx(0.5)
-    assert 0.0 <= results["grad_ascent"]["forget_quality"]["value"] <= 1.0
+    # Forget quality: KS p-value of per-item truth ratios vs the retain model's, from the stored
+    # samples (was a [0, 1] range check).
+    expected = by_hand.forget_quality(_samples(group, "grad_ascent"), _samples(group, "retain"))
+    assert results["grad_ascent"]["forget_quality"]["value"] == pytest.approx(expected, rel=1e-9)
     assert "standard" in results["target"]["mia_min_k_auc"]["note"]
     samples = (group / "target" / "samples" / "tofu_forget01.jsonl").read_text().splitlines()
     forget = [json.loads(line) for line in samples if '"eval_set": "forget"' in line]
@@ -92,7 +101,16 @@ def test_imported_reference_log_feeds_forget_quality(tiny_model_dir, tmp_path) -
     argv += ["--limit", "2", "--reference", str(ref)]
     assert main(argv) == 0
     res = _results(tmp_path / "runs" / "e", "target")["tofu_forget01"]
-    assert 0.0 < res["forget_quality"]["value"] <= 1.0
+    # The log's truth ratios, by hand: log R = avg_paraphrased_loss - mean(average_perturb_loss)
+    # (losses are mean per-token NLLs), so item 0: 2 - 2 = 0 and item 1: 1 - 3 = -2. Forget
+    # quality is the KS p-value of ours against those (KS sees ranks only, so log R will do).
+    from scipy.stats import ks_2samp
+
+    mine = sorted((s for s in _samples(tmp_path / "runs" / "e", "target") if s["eval_set"] == "forget"),
+                  key=lambda s: s["index"])  # fmt: skip
+    assert [s["index"] for s in mine] == [0, 1]
+    expected = ks_2samp([by_hand.log_truth_ratio(s) for s in mine], [0.0, -2.0]).pvalue
+    assert res["forget_quality"]["value"] == pytest.approx(float(expected), rel=1e-9)
     assert "tofu-eval-log" in res["forget_quality"]["note"]
     # A TOFU eval log carries no MIA statistics: PrivLeak says so instead of inventing one.
     assert res["tofu_privleak"]["value"] is None and "no Min-K% AUC" in res["tofu_privleak"]["note"]
