@@ -47,22 +47,27 @@ def _tiny_task(folder: Path) -> Path:
     return folder
 
 
-def _hand_accuracy(model, tokenizer) -> float:
+def _predicted(model, tokenizer, context: str, choices: list[str]) -> int:
+    """The choice whose continuation " <choice>" has the highest summed log-probability."""
     import torch
 
-    correct = 0
-    for doc in DOCS:
-        context = doc["question"] + "\nAnswer:"
-        scores = []
-        for choice in doc["choices"]:
-            whole = tokenizer(context + " " + choice, add_special_tokens=False).input_ids
-            n_ctx = len(tokenizer(context, add_special_tokens=False).input_ids)
-            with torch.no_grad():
-                logits = model(torch.tensor([whole])).logits[0].float()
-            logp = torch.log_softmax(logits, -1)
-            scores.append(sum(float(logp[i - 1, whole[i]]) for i in range(n_ctx, len(whole))))
-        correct += int(max(range(len(scores)), key=scores.__getitem__) == doc["answer"])
-    return correct / len(DOCS)
+    scores = []
+    for choice in choices:
+        whole = tokenizer(context + " " + choice, add_special_tokens=False).input_ids
+        n_ctx = len(tokenizer(context, add_special_tokens=False).input_ids)
+        with torch.no_grad():
+            logits = model(torch.tensor([whole])).logits[0].float()
+        logp = torch.log_softmax(logits, -1)
+        scores.append(sum(float(logp[i - 1, whole[i]]) for i in range(n_ctx, len(whole))))
+    return max(range(len(scores)), key=scores.__getitem__)
+
+
+def _hand_accuracy(model, tokenizer) -> float:
+    hits = [
+        _predicted(model, tokenizer, d["question"] + "\nAnswer:", d["choices"]) == d["answer"]
+        for d in DOCS
+    ]
+    return sum(hits) / len(DOCS)
 
 
 def test_tiny_task_accuracy_matches_the_definition(tiny_model_and_tokenizer, tmp_path):
@@ -148,3 +153,68 @@ def test_wmdp_from_the_shared_questions(tiny_model_and_tokenizer):
     assert (
         entry["data_sha256"] == "f518a32e90c9c3cc81d78c857bd84fa0a559b69200aa26ff917d589e507faad2"
     )
+
+
+# WMDP's zero-shot prompt as lm-eval defines it (lm_eval/tasks/wmdp: the subject's description,
+# then the question, the four lettered choices and "Answer:"; the choices are the letters).
+TOPIC = {"bio": "biology", "chem": "chemistry", "cyber": "computer security"}
+
+
+def _wmdp_hand_accuracy(model_dir: str, subject: str, limit: int) -> float:
+    import gzip
+
+    from conftest import SHARED_DATA
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    path = SHARED_DATA / "wmdp" / f"{subject}_questions.json.gz"
+    docs = json.loads(gzip.decompress(path.read_bytes()))[:limit]  # lm-eval's limit: the first
+    hits = 0
+    for d in docs:
+        context = (
+            f"The following are multiple choice questions (with answers) about {TOPIC[subject]}."
+            f"\n\n{d['question'].strip()}\nA. {d['choices'][0]}\nB. {d['choices'][1]}\n"
+            f"C. {d['choices'][2]}\nD. {d['choices'][3]}\nAnswer:"
+        )
+        hits += _predicted(model, tokenizer, context, ["A", "B", "C", "D"]) == d["answer"]
+    return hits / len(docs)
+
+
+@pytest.mark.shared_data
+def test_wmdp_through_the_cli_on_every_model_of_a_run(tiny_model_dir, tmp_path):
+    """`unlearn-bench run` with a utility section: WMDP on the target, retain and unlearned
+    weights, each value against the hand computation on that model's checkpoint.
+
+    The tiny random model picks "A" on every question of these prompts (checked by hand), so
+    the values test which questions are asked, in which order and against which answer field;
+    that the prompt is lm-eval's own is test_local_wmdp_is_lm_evals_own_task_definition.
+    """
+    import hashlib
+
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "wmdp").is_dir():
+        pytest.skip("needs ../shared/data/wmdp")
+    cfg = {
+        "task": "synthetic_people", "model": str(tiny_model_dir), "run_id": "w",
+        "runs_dir": str(tmp_path / "runs"), "leaderboards_dir": str(tmp_path / "lb"),
+        "eval": {"limit": 2}, "finetune": {"epochs": 1, "lr": 1e-3, "batch_size": 8},
+        "unlearn": [{"method": "grad_ascent", "epochs": 1, "lr": 1e-2, "batch_size": 4}],
+        "utility": {"tasks": ["wmdp_bio", "wmdp_chem", "wmdp_cyber"],
+                    "data_dir": str(SHARED_DATA / "wmdp"), "limit": 3},
+    }  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["run", "--config", str(tmp_path / "c.yaml")]) == 0
+    for role in ("target", "retain", "grad_ascent"):
+        run = tmp_path / "runs" / "w" / role
+        weights = json.loads((run / "header.json").read_text())["backend"]["model_path"]
+        results = json.loads((run / "results.json").read_text())["synthetic_people"]
+        for subject in ("bio", "chem", "cyber"):
+            entry = results[f"utility/wmdp_{subject}/acc"]
+            assert entry["n"] == 3 and entry["higher_is_better"] is True
+            assert entry["value"] == pytest.approx(_wmdp_hand_accuracy(weights, subject, 3))
+            data = (SHARED_DATA / "wmdp" / f"{subject}_questions.json.gz").read_bytes()
+            assert entry["data_sha256"] == hashlib.sha256(data).hexdigest()
+    table = (tmp_path / "lb" / "synthetic_people.md").read_text()
+    assert all(f"utility/wmdp_{s}/acc ↑" in table for s in ("bio", "chem", "cyber"))
