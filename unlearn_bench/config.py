@@ -15,6 +15,9 @@ from typing import Any
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.yaml_strict import build_dataclass, load_yaml
 
+# What --dtype and --device may name (the backends map them to torch / vLLM values).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:[0-9]+)?")
 # A run id or label becomes a folder name: no separators, no "..", no leading dot or dash.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,127}")
 
@@ -287,6 +290,16 @@ class RunConfig:
         for entry in self.unlearn:
             check_folder_name("unlearn label", entry.label or entry.method)
         check_positive("seed", self.seed, zero_ok=True)
+        if self.seed >= 2**32:  # numpy's and torch's seeders take 32-bit seeds
+            raise UnlearnBenchError(f"seed must be below 2**32, got {self.seed}")
+        if self.dtype not in DTYPES:
+            raise UnlearnBenchError(f"unknown dtype {self.dtype!r}: {', '.join(DTYPES)}")
+        if not _DEVICE.fullmatch(self.device):
+            raise UnlearnBenchError(
+                f"unknown device {self.device!r}: auto, cpu, cuda, cuda:N, mps or xpu[:N]"
+            )
+        if not self.model.strip():
+            raise UnlearnBenchError("model is empty: name a hub id, a folder or 'smollm2-135m'")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

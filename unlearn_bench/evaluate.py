@@ -211,6 +211,22 @@ def _store(item: _Pending, result: TokenScores) -> None:
         }
 
 
+def _metric_value(metric: Any, sample: dict[str, Any], set_name: str) -> float:
+    """One sample's value; a metric that cannot compute it names the metric, set and item.
+
+    Metrics raise ValueError on input their definition does not cover (no answer tokens, a NaN
+    log-prob, 0/0); stored samples edited or damaged by hand give TypeError or KeyError. Either
+    way the run stops with one line, never a traceback or a silently skipped item.
+    """
+    try:
+        return float(metric.fn(sample))
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        raise UnlearnBenchError(
+            f"metric {metric.name} cannot score {set_name} item {sample.get('index')}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
 def score_samples(spec: TaskSpec, samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Per-sample scores (written into each sample) and their aggregates per eval set."""
     results: dict[str, Any] = {}
@@ -219,7 +235,7 @@ def score_samples(spec: TaskSpec, samples: dict[str, list[dict[str, Any]]]) -> d
             metric = METRICS.get(metric_name)
             values = []
             for sample in set_samples:
-                value = float(metric.fn(sample))
+                value = _metric_value(metric, sample, set_name)
                 sample.setdefault("scores", {})[metric_name] = value
                 values.append(value)
             entry: dict[str, Any] = {}

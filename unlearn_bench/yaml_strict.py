@@ -81,6 +81,14 @@ def build_dataclass(cls: type, data: Any, where: str) -> Any:
             f"unknown key {unknown[0]!r} in {where}; allowed: {', '.join(sorted(fields))}"
         )
     kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise UnlearnBenchError(f"{where}: missing required key {missing[0]!r}")
     try:
         return cls(**kwargs)
     except TypeError as exc:

@@ -6,11 +6,12 @@ record, and an earlier run and the response cache left byte for byte as they wer
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_checks import assert_one_clear_line
+from cli_checks import file_tree as _tree
 
 from unlearn_bench.cli import main
 
@@ -18,21 +19,10 @@ TASK = "synthetic_people"
 GOOD_TASK_HEAD = "name: x\nversion: 1\ndata: {source: builtin:synthetic_people}\n"
 
 
-def _tree(root: Path) -> dict[str, str]:
-    """Every file under root with its content hash."""
-    if not root.exists():
-        return {}
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _config(body: str) -> Callable[[Path], list[str]]:
+def _config(body: str, head: str = "backend: fake\n") -> Callable[[Path], list[str]]:
     def make(tmp: Path) -> list[str]:
         path = tmp / "config.yaml"
-        path.write_text(f"task: {TASK}\nbackend: fake\n{body}")
+        path.write_text(f"task: {TASK}\n{head}{body}")
         return ["run", "--config", str(path)]
 
     return make
@@ -72,6 +62,12 @@ def _remote_code_task(tmp: Path) -> list[str]:
         + "evaluation: {forget: {split: forget, metrics: [probability]}}\n"
     )
     return ["run", "--task", str(path), "--backend", "fake"]
+
+
+def _empty_config(tmp: Path) -> list[str]:
+    path = tmp / "config.yaml"
+    path.write_text("")
+    return ["run", "--config", str(path)]
 
 
 def _list_config(tmp: Path) -> list[str]:
@@ -142,6 +138,17 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ),
     ("dpo without pairs", _config("unlearn: [{method: dpo_safe}]\n"), ["dpo_safe", "safe"]),
     ("eval set empty", _empty_eval_split, ["'world_facts'", "world_facts_perturbed", "empty"]),
+    # Round 2 (a careless user again): each of these ended in a traceback, some after training.
+    ("seed beyond 32 bits", _config("seed: 4294967296\n"), ["seed", "2**32", "4294967296"]),
+    ("dtype unknown", _config("dtype: float8\n"), ["dtype", "'float8'"]),
+    (
+        "device absent",
+        _config("device: cuda:99\n", "model: nobody/none\n"),
+        ["'cuda:99'", "not available"],
+    ),
+    ("device misspelt", _config("device: gpu\n"), ["device", "'gpu'"]),
+    ("model empty", _config('model: ""\n'), ["model is empty"]),
+    ("config empty", _empty_config, ["missing required key 'task'"]),
 ]
 
 
@@ -172,12 +179,6 @@ def test_bad_input_is_one_clear_line(
     work.mkdir()
     argv = build(work) + ["--runs-dir", str(runs)]
     code = main(argv)
-    out = capsys.readouterr()
-    err = out.err.strip()
-    assert code != 0, name
-    assert "Traceback" not in out.err + out.out
-    assert err.startswith("unlearn-bench: error:") and "\n" not in err, err
-    for word in words:
-        assert word in err, (word, err)
+    assert_one_clear_line(code, capsys.readouterr(), words, name)
     assert (_tree(runs), _tree(cache)) == before
     assert not (tmp_path.parent / "x").exists()  # "../../x" from runs/ would land there

@@ -49,6 +49,10 @@ def _truncated_weights(folder: Path) -> None:
     weights.write_bytes(weights.read_bytes()[:1000])
 
 
+def _broken_chat_template(folder: Path) -> None:
+    (folder / "chat_template.jinja").write_text("{% for m in messages %}{{ m['content'] ")
+
+
 def _directory_instead_of(name: str) -> Callable[[Path], None]:
     """Replace the folder's file ``name`` by a directory of that name."""
 
@@ -65,6 +69,7 @@ CASES: list[tuple[str, Callable[[Path], None], str]] = [
     ("config wrong type", _config_wrong_type, "cannot load model"),
     ("unknown architecture", _unknown_architecture, "cannot load model"),
     ("truncated weights", _truncated_weights, "cannot load model"),
+    ("chat template cut short", _broken_chat_template, "chat template is broken"),
     # A traceback, a dropped pad token (TypeError) and a silently ignored file before.
     ("weights a directory", _directory_instead_of("model.safetensors"), "model.safetensors is a"),
     ("tokenizer config a directory", _directory_instead_of("tokenizer_config.json"), "is a dir"),

@@ -171,10 +171,15 @@ def render_chat(
     tokenizer: Any, messages: list[Message], add_generation_prompt: bool, source: str
 ) -> str:
     """Render text-only messages through a tokenizer's chat template, or fail clearly."""
+    from jinja2 import TemplateError  # transformers' own dependency; light
+
     if not getattr(tokenizer, "chat_template", None):
         raise UnlearnBenchError(f"model {source!r} has no chat template; use prompt style 'tags'")
-    return tokenizer.apply_chat_template(
-        [{"role": m.role, "content": m.content} for m in messages],
-        add_generation_prompt=add_generation_prompt,
-        tokenize=False,
-    )
+    try:
+        return tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            add_generation_prompt=add_generation_prompt,
+            tokenize=False,
+        )
+    except TemplateError as exc:  # a damaged chat_template.jinja / tokenizer_config.json
+        raise UnlearnBenchError(f"model {source!r}: its chat template is broken: {exc}") from None

@@ -39,6 +39,18 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def check_device(device: str) -> None:
+    """Refuse a CUDA device this machine does not have, before any work (not at first use)."""
+    if not device.startswith("cuda"):
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= count:
+        raise UnlearnBenchError(
+            f"device {device!r} is not available: this machine has {count} CUDA device(s)"
+        )
+
+
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """The torch dtype ``dtype`` names; "auto" is bf16 on CUDA, float32 on CPU."""
     if dtype == "auto":

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import ensure_dir
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -22,6 +23,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise UnlearnBenchError(f"unknown format {bad[0]!r}; known: {', '.join(FORMATS)}")
+    ensure_dir(Path(args.out), "leaderboards folder")
     written = write_leaderboards(
         Path(args.runs_dir),
         Path(args.out),

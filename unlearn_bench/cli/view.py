@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import ensure_dir
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -18,6 +19,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     if out.resolve() == runs_dir.resolve():
         raise UnlearnBenchError("--out must not be the runs folder itself")
     published = Path(args.published_dir) if args.published_dir else None
+    ensure_dir(out, "site folder")
     index = build_site(runs_dir, out, plots=not args.no_plots, published=published)
     print(f"site written: {index} (open it in a browser; no server needed)")
     if args.serve:

@@ -12,6 +12,7 @@ from typing import Any
 
 from unlearn_bench.config import RunConfig
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.paths import read_json
 from unlearn_bench.probes.base import Probe, ProbeContext, make_probe
 from unlearn_bench.probes.recovery import recovery_entries
 from unlearn_bench.runs import RunRecord
@@ -59,7 +60,10 @@ def probe_group(
     if not group_file.is_file():
         raise UnlearnBenchError(f"{group_dir} is not a run group (no GROUP.json)")
     if config is None:
-        config = RunConfig.from_dict(json.loads(group_file.read_text())["config"])
+        saved = read_json(group_file).get("config")
+        if not isinstance(saved, dict):
+            raise UnlearnBenchError(f"{group_file} holds no run configuration")
+        config = RunConfig.from_dict(saved)
     ctx, probes = prepare(config, names)
     subjects = subjects_of(group_dir)
     if not subjects:

@@ -35,7 +35,7 @@ from typing import Any
 
 from unlearn_bench.config import RunConfig
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.paths import atomic_write_json
+from unlearn_bench.paths import atomic_write_json, read_json
 from unlearn_bench.yaml_strict import load_yaml
 
 Echo = Callable[[str], None]
@@ -167,10 +167,8 @@ def load_sweep(path: str | Path, runs_dir: str | None = None) -> Sweep:
 
 def cell_finished(config: RunConfig) -> bool:
     """Whether the cell's run group is already finished."""
-    import json
-
     group = Path(config.runs_dir) / str(config.run_id) / "GROUP.json"
-    return group.is_file() and json.loads(group.read_text()).get("status") == "finished"
+    return group.is_file() and read_json(group).get("status") == "finished"
 
 
 def run_cell(config_dict: dict[str, Any], cell: str) -> dict[str, Any]:

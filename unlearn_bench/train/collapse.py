@@ -242,13 +242,12 @@ def detect_collapse(
     and the target model's record for the two relative detectors (matched by eval set and item,
     so both sides count the same items).
     """
-    import json
+    from unlearn_bench.paths import read_jsonl
 
     found: list[Collapse | None] = []
     log = train_log or record.root / "train_log.jsonl"
     if log.is_file():
-        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        found.append(training_collapse(rows))
+        found.append(training_collapse(read_jsonl(log)))
     if target is not None:
         ours, theirs = _generations(record, task), _generations(target, task)
         both = sorted(set(ours) & set(theirs), key=str)

@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from unlearn_bench.paths import read_jsonl
+
 FORMULA = "train: (4*N_total + 2*N_trained)*tokens (= 6*N*tokens, all trained); eval: 2*N*tokens"
 
 
@@ -87,7 +89,7 @@ def train_stage_cost(
     from the cache reports what it cost when it ran. Peak memory is this process's so far.
     """
     log = model_dir / "train_log.jsonl"
-    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    rows = read_jsonl(log) if log.is_file() else []
     tokens = sum(int(r.get("tokens", 0)) for r in rows)
     n_total, n_trained = parameter_counts(model_dir, trainable)
     device, gpu_peak = _device_memory()
