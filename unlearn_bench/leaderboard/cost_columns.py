@@ -2,7 +2,8 @@
 
 ``train_wall_s`` and ``train_flops`` come from each run header's ``stage_info.cost`` (see
 :mod:`unlearn_bench.train.cost`); a row averaged over seeds shows the mean over its runs. A row
-whose model was not trained (the base model) or whose FLOPs were withheld (LoRA) gets no cell.
+whose model was not trained (the base model) or whose FLOPs were withheld (a LoRA checkpoint
+without its adapter file) gets no cell.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ FLOP estimate (the usual dense-transformer approximation, attention scores left 
 - training: ``(4 * N_total + 2 * N_trained) * tokens``. A forward pass costs 2 FLOPs per
   parameter per token; the backward pass costs 2 more for the activation gradients through every
   layer and 2 more for the weight gradients of the trained parameters only. With every parameter
-  trained this is the familiar ``6 * N * tokens``. With LoRA, N_total is the merged model's
-  parameters and N_trained the adapters' (not known from the merged checkpoint, so the estimate
-  is withheld with that reason rather than guessed).
+  trained this is the familiar ``6 * N * tokens``. With LoRA the adapters stay unmerged while
+  training, so every token passes through the base weights and the adapters: N_total is the
+  merged model's parameters plus the adapters' (read from ``<checkpoint>/adapter``) and
+  N_trained the adapters' alone. A LoRA checkpoint without its adapter file gets no estimate.
 - inference (evaluation): ``2 * N_total * tokens``.
 
 ``tokens`` are the non-pad tokens of every micro-batch of the trained model (the ``tokens``
@@ -67,6 +68,22 @@ def parameter_counts(model_dir: Path, trainable: str | None) -> tuple[int, int]:
     return total, sum(n for name, n in counts.items() if regex.search(name))
 
 
+def lora_parameter_counts(model_dir: Path, trainable: str | None) -> tuple[int, int] | None:
+    """(N_total, N_trained) of a LoRA stage: merged model + adapters, and the adapters.
+
+    None when the checkpoint has no adapter file to count (the estimate is then withheld).
+    """
+    from unlearn_bench.train.lora import ADAPTER_DIR
+
+    adapter = safetensors_shapes(Path(model_dir) / ADAPTER_DIR)
+    if not adapter:
+        return None
+    base_total, _ = parameter_counts(model_dir, None)
+    regex = None if trainable in (None, "all") else re.compile(trainable)
+    trained = sum(n for name, n in adapter.items() if regex is None or regex.search(name))
+    return base_total + sum(adapter.values()), trained
+
+
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -91,18 +108,22 @@ def train_stage_cost(
     log = model_dir / "train_log.jsonl"
     rows = read_jsonl(log) if log.is_file() else []
     tokens = sum(int(r.get("tokens", 0)) for r in rows)
-    n_total, n_trained = parameter_counts(model_dir, trainable)
+    counts = lora_parameter_counts(model_dir, trainable) if lora else None
+    n_total, n_trained = counts or parameter_counts(model_dir, trainable)
     device, gpu_peak = _device_memory()
+    known = counts is not None or not lora
     cost: dict[str, Any] = {
         "wall_s": float(rows[-1]["elapsed_s"]) if rows else 0.0, "steps": len(rows),
         "forward_tokens": tokens, "backward_tokens": tokens, "n_total": n_total,
-        "n_trained": None if lora else n_trained, "formula": FORMULA,
-        "flops": None if lora else train_flops(n_total, n_trained, tokens),
+        "n_trained": n_trained if known else None, "formula": FORMULA,
+        "flops": train_flops(n_total, n_trained, tokens) if known else None,
         "peak_rss_bytes": peak_rss_bytes(), "gpu_peak_bytes": gpu_peak, "device": device,
         "processes": processes,
     }  # fmt: skip
-    if lora:
-        cost["flops_withheld"] = "LoRA: the adapters' parameter count is not in the merged model"
+    if lora and counts is not None:
+        cost["lora_n"] = "N_total = merged model + LoRA adapters; N_trained = adapters"
+    elif lora:
+        cost["flops_withheld"] = "LoRA: the checkpoint has no adapter file to count"
     return cost
 
 
