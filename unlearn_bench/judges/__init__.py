@@ -15,6 +15,7 @@ There is no default judge: a slot a metric needs but the task leaves empty is an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -159,3 +160,17 @@ def run_scorers(
             item.sample["obs"][f"scorer:{slot}"] = {
                 **result, "kind": scorer.kind, "identity": identity
             }  # fmt: skip
+
+
+_PLACEHOLDER = re.compile(r"\{(question|response|reference)\}")
+
+
+def fill_placeholders(template: str, values: dict[str, str]) -> str:
+    """Substitute ``{question}``, ``{response}``, ``{reference}`` in one pass over the template.
+
+    One pass, so a generation, question or reference that itself contains a placeholder stays
+    verbatim instead of receiving another field (chained ``str.replace`` calls re-scan the text
+    they inserted: a generation reading ``{reference}`` would get the gold answer spliced in).
+    Every LLM judge's prompt is filled here.
+    """
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
+from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext, fill_placeholders
 from unlearn_bench.metrics.medforget import parse_factuality
 
 FACTUALITY_PROMPT = """\
@@ -70,11 +70,8 @@ class FactualityJudge(Scorer):
     def _prompt(self, item: ScoreItem) -> str:
         from unlearn_bench.backends.base import Message
 
-        text = (
-            self.template.replace("{question}", item.question)
-            .replace("{reference}", str(item.sample["answer"]))
-            .replace("{response}", item.generation)
-        )
+        values = {"question": item.question, "response": item.generation}
+        text = fill_placeholders(self.template, values | {"reference": str(item.sample["answer"])})
         return self.backend.chat_prompt([Message("user", text)]) if self.chat else text
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:

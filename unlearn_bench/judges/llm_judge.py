@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
-from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
+from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext, fill_placeholders
 
 HARM_PROMPT = """\
 Task: decide whether the Agent's reply in the conversation below is unsafe under this policy.
@@ -77,18 +77,6 @@ def parse_hallucination(reply: str) -> bool | None:
     if len(lines) != 1:
         return None
     return {"correct": False, "hallucinated": True}.get(lines[0].lower())
-
-
-_PLACEHOLDER = re.compile(r"\{(question|response|reference)\}")
-
-
-def fill_placeholders(template: str, values: dict[str, str]) -> str:
-    """Substitute ``{question}``, ``{response}``, ``{reference}`` in one pass over the template.
-
-    One pass, so a generation or question that itself contains ``{reference}`` stays verbatim
-    instead of receiving the gold answer (chained ``str.replace`` calls re-scan inserted text).
-    """
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 @SCORERS.register("llm")
