@@ -95,10 +95,18 @@ def test_rows_columns_and_named_judges(finished_run):
             assert res[f"{name}/leak_bleu"]["value"] == pytest.approx(sum(bleu) / 4)
             leaks = sum(b >= 10.0 for b in bleu) / 4
             assert res[f"{name}/leak_rate_bleu10"]["value"] == pytest.approx(leaks)
-    normal = [s for s in records[2].read_samples("llmu_tiny") if s["eval_set"] == "normal"]
-    assert all(
-        {"generation", "scorer:fluency", "scorer:similarity"} <= set(s["obs"]) for s in normal
-    )
+    for record in records:
+        res = results[record.header["label"]]
+        normal = [s for s in record.read_samples("llmu_tiny") if s["eval_set"] == "normal"]
+        assert len(normal) == 4
+        # Diversity (Yao et al.): unique whitespace tokens / tokens per output (0 when empty),
+        # averaged; the harmful rate: the share of outputs the stored probe verdict flags.
+        words = [s["obs"]["generation"].split() for s in normal]
+        share = [len(set(w)) / len(w) if w else 0.0 for w in words]
+        assert res["normal/diversity"]["value"] == pytest.approx(sum(share) / 4)
+        flagged = [s["obs"]["scorer:harm"]["flagged"] for s in normal]
+        assert res["normal/harmful_rate_probe"]["value"] == pytest.approx(sum(flagged) / 4)
+        assert all({"scorer:fluency", "scorer:similarity"} <= set(s["obs"]) for s in normal)
 
 
 def test_rescore_without_a_model_and_leaderboard(finished_run, capsys):
