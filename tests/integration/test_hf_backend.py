@@ -122,6 +122,10 @@ def test_missing_hub_model_is_a_one_line_error(tmp_path):
     assert last.startswith("unlearn-bench: error: cannot load model 'nobody/nothing'")
 
 
-def test_log_probs_are_valid_probabilities(backend):
+def test_plain_text_log_probs_match_manual_forward(backend):
+    # A context with no chat template: the continuation's log-probs are those of one forward
+    # pass over context + continuation (was only 'finite and <= 0').
     [scores] = backend.logprobs([ScoreRequest("Hi", " there")])
+    expected = _manual_logprobs(backend, "Hi", " there")
+    assert expected and scores.logprobs == pytest.approx(expected, abs=1e-5)
     assert all(lp <= 0 and math.isfinite(lp) for lp in scores.logprobs)
