@@ -35,7 +35,7 @@ from unlearn_bench.train.checkpointing import (
     mix_toward_start,
     publish,
 )
-from unlearn_bench.train.collapse import watch_forget
+from unlearn_bench.train.collapse_watch import ForgetWatch
 from unlearn_bench.train.controls import Controller, probe
 from unlearn_bench.train.distributed import barrier, is_main_process, world_size
 from unlearn_bench.train.loop import (
@@ -321,13 +321,16 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
         controller = Controller(control) if control.eval_every is not None else None
 
         watched: dict[str, float] = {}
+        watch = ForgetWatch()  # collapse signals from the method's own forward on the forget part
 
         def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
             device = batch["forget"].input_ids.device
             if reference is not None and next(reference.parameters()).device != device:
                 reference.to(device)  # once: the frozen copy follows the trained model's device
-            watched.update(watch_forget(m, batch["forget"]))
-            return method.loss(m, batch)
+            with watch.capture(m, batch["forget"]):
+                loss = method.loss(m, batch)
+            watched.update(watch.stats(m, batch["forget"]))
+            return loss
 
         tmp = _fresh_dir(final)
         steps = total_steps(ucfg, len(source.parts["forget"]), world_size())
