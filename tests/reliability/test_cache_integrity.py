@@ -95,3 +95,20 @@ def test_garbled_cache_file_is_rebuilt(tmp_path: Path, tiny_model_dir: Path) -> 
         assert backend.logprobs(REQS) == _uncached(tiny_model_dir)
         backend.close()
     assert len(list(tmp_path.glob("responses.sqlite.corrupt-*"))) >= 1
+
+
+def test_full_cache_disk_is_one_line_and_keeps_earlier_entries(tmp_path: Path) -> None:
+    import pytest
+
+    from unlearn_bench.errors import UnlearnBenchError
+
+    path = tmp_path / "responses.sqlite"
+    cache = ResponseCache(path)
+    cache.put_many({"a": [1.0, 2.0]})
+    # SQLite's own size cap gives the very error a full disk gives (SQLITE_FULL), no root needed.
+    pages = cache._db.execute("PRAGMA page_count").fetchone()[0]
+    cache._db.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(UnlearnBenchError, match=f"^cannot write the response cache {path}: "):
+        cache.put_many({f"k{i}": "x" * 4096 for i in range(50)})
+    assert cache.get_many(["a", "k0"]) == {"a": [1.0, 2.0]}  # the write rolled back whole
+    cache.close()

@@ -28,6 +28,7 @@ from unlearn_bench.backends.base import (
     ScoreRequest,
     TokenScores,
 )
+from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.paths import cache_dir, exclusive
 
 # Identity fields that do not change outputs and must not split a content-addressed key.
@@ -124,8 +125,14 @@ class ResponseCache:
         for key, value in items.items():
             text = json.dumps(value)
             rows.append((key, text, entry_checksum(key, text)))
-        with self._db:
-            self._db.executemany(f"INSERT OR REPLACE INTO {_SCHEMA} VALUES (?, ?, ?)", rows)
+        try:
+            with self._db:
+                self._db.executemany(f"INSERT OR REPLACE INTO {_SCHEMA} VALUES (?, ?, ?)", rows)
+        except sqlite3.OperationalError as exc:  # disk full, read-only file system
+            raise UnlearnBenchError(
+                f"cannot write the response cache {self.path}: {exc} (free space there, point "
+                "UNLEARN_BENCH_CACHE elsewhere or run with --no-cache)"
+            ) from None
 
     def close(self) -> None:
         """Close the SQLite connection."""
