@@ -92,6 +92,8 @@ def check_task(spec: TaskSpec, where: str) -> None:
     from unlearn_bench.judges import check_scorers
 
     for set_name, eval_set in spec.evaluation.items():
+        if not eval_set.metrics:  # it would be evaluated, stored and never scored
+            raise UnlearnBenchError(f"{where}: evaluation.{set_name}.metrics is empty")
         for metric_name in eval_set.metrics:
             metric = METRICS.get(metric_name)
             missing = metric.capabilities - set(spec.requires)

@@ -85,6 +85,16 @@ def _eval_set_limit_zero(tmp: Path) -> list[str]:
     return ["eval", "--task", str(path), "--backend", "fake", "--model", "nobody/none"]
 
 
+def _eval_set_no_metrics(tmp: Path) -> list[str]:
+    shipped = Path(__file__).resolve().parents[2] / "tasks" / TASK / f"{TASK}.yaml"
+    path = tmp / "task.yaml"
+    text = shipped.read_text()
+    head, _, rest = text.partition("    metrics: [")
+    path.write_text(head + "    metrics: []" + rest.partition("]")[2])
+    assert "metrics: []" in path.read_text()
+    return ["eval", "--task", str(path), "--backend", "fake", "--model", "nobody/none"]
+
+
 def _empty_eval_split(tmp: Path) -> list[str]:
     from tofu_fixtures import write_tofu_fixture
 
@@ -149,6 +159,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("device misspelt", _config("device: gpu\n"), ["device", "'gpu'"]),
     ("model empty", _config('model: ""\n'), ["model is empty"]),
     ("config empty", _empty_config, ["missing required key 'task'"]),
+    ("eval set without metrics", _eval_set_no_metrics, ["evaluation.forget.metrics is empty"]),
 ]
 
 

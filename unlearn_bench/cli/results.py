@@ -33,7 +33,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         cost=args.cost,
     )
     if not written:
-        raise UnlearnBenchError(f"no finished runs under {args.runs_dir}")
+        of_task = f" of task {args.task!r}" if args.task else ""
+        raise UnlearnBenchError(f"no finished runs{of_task} under {args.runs_dir}")
     from unlearn_bench.leaderboard.robustness import write_robustness
 
     written += write_robustness(Path(args.runs_dir), Path(args.out))  # groups with probe runs
