@@ -30,7 +30,7 @@ PUBLISHED = (
     "name: toy_published\nbenchmark: toy\nstatus: transcribed from secondary sources\n"
     "task: toy_tofu\nsource: {paper: A paper, table: Table 9, model: m, url: u, via: notes}\n"
     "metrics: [{name: mu, ours: model_utility}]\n"
-    "rows: [{method: NPO, match: {method: npo}, values: {mu: 0.5}}]\n"
+    "rows: [{method: NPO, match: {method: npo}, values: {mu: 0.5}, source_quality: secondary}]\n"
 )
 
 
@@ -145,6 +145,10 @@ def test_run_page_shows_header_metrics_and_filters_samples(driver, site):
     assert [r.find_element(By.TAG_NAME, "a").text for r in rows] == ["forget #1", "retain #0"]
     assert driver.find_element(By.ID, "sample-count").text == "2 of 3 samples"
     _shot(driver, "run")
+    # Clicking away from the score box fires its "change"; a redraw then would eat this click.
+    rows[0].find_element(By.LINK_TEXT, "forget #1").click()  # the item across the group
+    WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card")) == 4)
+    assert "What did Ada Quill write?" in driver.find_element(By.ID, "item-question").text
 
 
 def test_side_by_side_shows_one_item_for_every_model_of_the_group(driver, site):
@@ -171,6 +175,7 @@ def test_plots_and_published_comparison_pages(driver, site):
     titles = {i.get_attribute("alt") for i in images}
     assert "toy_tofu.tradeoff" in titles and "toy_tofu.dynamics" in titles
     assert "synthetic_people.probes" in titles  # the robustness curves of the probe group
+    assert {"toy_muse.scalability", "toy_muse.sustainability"} <= titles  # MUSE curves
     _shot(driver, "plots")
     _open(driver, site, "#/compare/0", ".markdown table")
     text = driver.find_element(By.CSS_SELECTOR, ".markdown").text

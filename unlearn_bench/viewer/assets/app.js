@@ -140,7 +140,13 @@ function samplesView(runNo, page, task) {
   const hi = el("input", { id: "filter-max", type: "number", step: "any", placeholder: "max" });
   const count = el("span", { id: "sample-count", class: "muted" });
   const tbody = el("tbody");
+  let shown = null;
   const update = () => {
+    // "change" follows "input" when the box loses focus, e.g. on a click on an item link:
+    // redrawing the same rows then would replace the link under the pointer and lose the click.
+    const state = [setSel.value, metricSel.value, lo.value, hi.value].join("\u0000");
+    if (state === shown) return;
+    shown = state;
     const m = metricSel.value, a = lo.value === "" ? -Infinity : Number(lo.value), b = hi.value === "" ? Infinity : Number(hi.value);
     const keep = (s) => (!setSel.value || s.eval_set === setSel.value) && (!m || (s.scores[m] !== null && s.scores[m] !== undefined && s.scores[m] >= a && s.scores[m] <= b));
     const rows = sampleRows(runNo, page.group, task, samples, keep);
