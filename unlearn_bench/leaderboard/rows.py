@@ -33,6 +33,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,18 +193,11 @@ def _over_seeds(cells: list[Cell], info: RangeInfo | None) -> Cell:
     return cell
 
 
-def _run_cell(cell: Cell, column: str, record: RunRecord, task: str) -> Cell:
+def _run_cell(cell: Cell, column: str, samples: Callable[[], list[dict[str, Any]]]) -> Cell:
     """A single run's cell with its range-respecting interval (``run_interval``)."""
     if cell.value is None:
         cell.ci = None
         return cell
-    loaded: list[list[dict[str, Any]]] = []
-
-    def samples() -> list[dict[str, Any]]:
-        if not loaded:
-            loaded.append(record.read_samples(task))
-        return loaded[0]
-
     ci, method = run_interval(range_info(column), column, cell.ci, cell.n, samples)
     cell.ci = ci
     if ci is not None:
@@ -213,6 +207,18 @@ def _run_cell(cell: Cell, column: str, record: RunRecord, task: str) -> Cell:
         if method:
             cell.note = f"{cell.note}; {method}" if cell.note else method
     return cell
+
+
+def _sample_loader(record: RunRecord, task: str) -> Callable[[], list[dict[str, Any]]]:
+    """Read a run's stored samples at most once, and only if some cell needs them."""
+    loaded: list[list[dict[str, Any]]] = []
+
+    def samples() -> list[dict[str, Any]]:
+        if not loaded:
+            loaded.append(record.read_samples(task))
+        return loaded[0]
+
+    return samples
 
 
 _Run = tuple[dict, str, dict, RunRecord]  # header, task, results of that task, the record
@@ -270,9 +276,10 @@ def rows_from_records(records: list[RunRecord]) -> list[Row]:
                 col = column_ids[(task, name, entry.get("version"))]
                 per_metric.setdefault(col, []).append(_entry_cell(entry, name))
         cells = {}
+        samples = _sample_loader(runs[0][3], task)
         for col, group in per_metric.items():
             if len(runs) == 1:
-                cell = _run_cell(group[0], col, runs[0][3], task)
+                cell = _run_cell(group[0], col, samples)
             else:
                 cell = _over_seeds(group, range_info(col))
             withheld = [c for c in group if c.note.startswith("withheld")]
