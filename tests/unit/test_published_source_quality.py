@@ -145,3 +145,14 @@ def test_compare_cli_leaves_single_secondary_rows_out_unless_included(tmp_path, 
     assert "difference shown on request" in npo
     assert npo.endswith("| 0.5000 | 0.5500 | +0.05 |")  # 0.55 - 0.5
     assert "shown because --include-unverified was given" in page
+
+
+def test_compare_lists_each_tables_unverified_rows(capsys):
+    # Counted from the YAML files: hallucination 6 single_secondary of 7 rows; copyright
+    # 2 disputed + 5 single_secondary of 12; harmful 3 single_secondary of 12; TOFU none.
+    assert main(["compare"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert " unverified=6/7 " in lines["yao2023_llmu_hallucination"]
+    assert " unverified=7/12 " in lines["yao2023_llmu_copyright"]
+    assert " unverified=3/12 " in lines["yao2023_llmu_harmful"]
+    assert " unverified=0/8 " in lines["open_unlearning_tofu_llama32_1b_forget10"]

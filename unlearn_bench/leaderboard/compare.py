@@ -286,11 +286,11 @@ def to_markdown(
 
 
 def list_tables(folder: Path) -> str:
-    """One line per published table: name, status, task and model."""
+    """One line per published table: name, status, task, unverified rows and model."""
     lines = []
     for path in sorted(folder.glob("*.yaml")):
         table = load_published(path)
-        lines.append(
-            f"{path.stem:48} {table.status:34} task={table.task or '-'}  {table.source.model}"
-        )
+        shaky = f"unverified={sum(r.unverified for r in table.rows)}/{len(table.rows)}"
+        lines.append(f"{path.stem:48} {table.status:34} task={table.task or '-'}  {shaky}  "
+                     f"{table.source.model}")  # fmt: skip
     return "\n".join(lines) + "\n"
