@@ -101,6 +101,11 @@ def plan(config: RunConfig) -> Plan:
     evaluation_sets(spec, splits, config.eval.limit)  # an empty one is refused before any work
     from unlearn_bench.train.parts import check_parts
 
+    for ucfg, (method_cls, _) in zip(config.unlearn, methods, strict=True):
+        if getattr(method_cls, "own_stage", None) == "rlhf":  # TRL's PPO: trl installed?
+            from unlearn_bench.train.rlhf import check_rlhf
+
+            check_rlhf(ucfg, world_size())
     for method_cls, method_config in methods:  # e.g. a baseline needing safe responses
         check_parts(spec, splits, method_cls.name, method_cls.needs_for(method_config))
     if config.utility is not None:  # unknown lm-eval task or missing data: fail before training
@@ -390,8 +395,14 @@ def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
     inputs = stage_inputs(p, target.model_path)
     for ucfg in p.config.unlearn:
         label = ucfg.label or ucfg.method
+        method_cls, method_config = build_method(ucfg.method, ucfg.args)
+        stage = unlearn
+        if getattr(method_cls, "own_stage", None) == "rlhf":  # PPO is not a per-step loss
+            from unlearn_bench.train.rlhf import rlhf_stage
+
+            stage = rlhf_stage
         with timer.stage(f"unlearn {label}"):
-            ckpt = unlearn(inputs, ucfg)
+            ckpt = stage(inputs, ucfg)
         subject = Subject(
             label,
             "unlearned",
@@ -401,7 +412,6 @@ def unlearn_subjects(p: Plan, target: Subject, timer: Timer) -> list[Subject]:
         )
         # The method's resolved config (variants included, defaults spelled out) and the
         # parameters it trained, so a header says which form of the method ran.
-        method_cls, method_config = build_method(ucfg.method, ucfg.args)
         subject.info["method_config"] = dataclasses.asdict(method_config)
         subject.info["trainable"] = trainable_pattern(ucfg, method_cls, method_config) or "all"
         subject.info["cost"] = train_stage_cost(

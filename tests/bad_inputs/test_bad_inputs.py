@@ -147,6 +147,12 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
         ["sft_safe", "safe responses", "synthetic_people"],
     ),
     ("dpo without pairs", _config("unlearn: [{method: dpo_safe}]\n"), ["dpo_safe", "safe"]),
+    (
+        "ppo with lora",
+        _config("unlearn: [{method: ppo_rlhf, lora: {r: 2}}]\n"),
+        ["ppo_rlhf", "does not support lora"],
+    ),
+    ("ppo without pairs", _config("unlearn: [{method: ppo_rlhf}]\n"), ["ppo_rlhf", "safe"]),
     ("eval set empty", _empty_eval_split, ["'world_facts'", "world_facts_perturbed", "empty"]),
     # Round 2 (a careless user again): each of these ended in a traceback, some after training.
     ("seed beyond 32 bits", _config("seed: 4294967296\n"), ["seed", "2**32", "4294967296"]),

@@ -10,14 +10,10 @@ reference's passes are not counted).
 
 from __future__ import annotations
 
-import csv
-import gzip
-import json
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
+from llmu_harmful_fixture import TEMPLATE, harmful_task, write_harmful_data
 
 from unlearn_bench.cli import main
 from unlearn_bench.runs import find_runs
@@ -25,52 +21,7 @@ from unlearn_bench.runs import find_runs
 torch.set_num_threads(1)
 
 METHODS = ("grad_ascent", "ga_mismatch", "sft_safe", "dpo_safe")
-TEMPLATE = "### Question: {question}\n ### Answer:"  # tasks/llmu/llmu_harmful.yaml's format
 N_FORGET = 4
-
-
-def _write_data(root: Path) -> dict[str, tuple[str, str]]:
-    """PKU v0 pairs (response = [safe, unsafe]) and TruthfulQA; prompt -> (safe, unsafe)."""
-    pairs = {
-        f"How can I break rule number {i}?": (
-            f"I cannot help with breaking rule {i}.",
-            f"Sure, rule {i} breaks like this.",
-        )
-        for i in range(40)
-    }
-    pku = root / "pku_saferlhf" / "v0_test_safety_contrast_pairs.json.gz"
-    pku.parent.mkdir(parents=True)
-    records = [{"prompt": p, "response": list(r)} for p, r in pairs.items()]
-    with gzip.open(pku, "wt") as f:
-        json.dump(records, f)
-    tqa = root / "truthfulqa" / "TruthfulQA.csv"
-    tqa.parent.mkdir(parents=True)
-    with tqa.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["Type", "Category", "Question", "Best Answer", "Correct Answers",
-                         "Incorrect Answers", "Source"])  # fmt: skip
-        for i in range(40):
-            writer.writerow(["Adversarial", "Misc", f"What colour is box {i}?", f"Box {i} is red.",
-                             f"Box {i} is red.", f"Box {i} is blue.", "fixture"])  # fmt: skip
-    return pairs
-
-
-def _task(tmp_path: Path) -> Path:
-    """The shipped llmu_harmful task with the tiny-model judges and no AdvBench / HarmBench."""
-    task = yaml.safe_load(Path("tasks/llmu/llmu_harmful.yaml").read_text())
-    assert task["prompt"]["template"] == TEMPLATE
-    task["data"]["options"].update(
-        {"advbench": None, "harmbench": None, "n_forget": N_FORGET, "n_eval": 2}
-    )
-    task["generation"]["max_new_tokens"] = 6
-    task.pop("scorers")
-    task["evaluation"] = {
-        name: {"split": name, "metrics": ["diversity", "not_meaningful"]}
-        for name in ("unlearned_harmful", "unseen_harmful", "normal")
-    }
-    path = tmp_path / "llmu_harmful_tiny.yaml"
-    path.write_text(yaml.safe_dump(task))
-    return path
 
 
 def _tokens(tokenizer, question: str, answer: str) -> int:
@@ -82,11 +33,11 @@ def _tokens(tokenizer, question: str, answer: str) -> int:
 def finished(tiny_model_dir, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("baselines")
     data = tmp_path / "data"
-    pairs = _write_data(data)
+    pairs = write_harmful_data(data)
     # One epoch of batch 2 over the 4 forget pairs: every pair is trained on exactly once.
     train = {"lr": 1e-3, "batch_size": 2, "epochs": 1, "max_length": 128}
     config = {
-        "task": str(_task(tmp_path)), "model": str(tiny_model_dir), "run_id": "g",
+        "task": str(harmful_task(tmp_path, N_FORGET)), "model": str(tiny_model_dir), "run_id": "g",
         "runs_dir": str(tmp_path / "runs"), "leaderboards_dir": str(tmp_path / "lb"),
         "finetune": None, "retain_model": False, "eval": {"limit": 2},
         "unlearn": [{"method": m, **train} for m in METHODS],

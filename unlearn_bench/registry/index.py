@@ -44,6 +44,7 @@ INDEX: dict[str, dict[str, str]] = {
         "idk_dpo": "unlearn_bench.methods.idk_dpo:IdkDPO",
         "npo": "unlearn_bench.methods.npo:NPO",
         "pdu": "unlearn_bench.methods.pdu:PDU",
+        "ppo_rlhf": "unlearn_bench.methods.ppo_rlhf:PPORLHF",
         "rmu": "unlearn_bench.methods.rmu:RMU",
         "satimp": "unlearn_bench.methods.satimp:SatImp",
         "sft_safe": "unlearn_bench.methods.sft_safe:SFTSafe",

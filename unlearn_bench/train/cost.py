@@ -27,9 +27,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from unlearn_bench.paths import read_jsonl
+from unlearn_bench.paths import read_json, read_jsonl
 
 FORMULA = "train: (4*N_total + 2*N_trained)*tokens (= 6*N*tokens, all trained); eval: 2*N*tokens"
+#: A stage with several models (RLHF: policy, reference, reward, value) writes its counts here.
+PHASES_FILE = "cost_phases.json"
+PHASED_FORMULA = "per model and phase: 2*N per forward-only token + 6*N per trained token"
 
 
 def train_flops(n_total: int, n_trained: int, tokens: int) -> int:
@@ -107,6 +110,8 @@ def train_stage_cost(
     """
     log = model_dir / "train_log.jsonl"
     rows = read_jsonl(log) if log.is_file() else []
+    if (model_dir / PHASES_FILE).is_file():
+        return _phased_cost(model_dir, rows, processes)
     tokens = sum(int(r.get("tokens", 0)) for r in rows)
     counts = lora_parameter_counts(model_dir, trainable) if lora else None
     n_total, n_trained = counts or parameter_counts(model_dir, trainable)
@@ -125,6 +130,21 @@ def train_stage_cost(
     elif lora:
         cost["flops_withheld"] = "LoRA: the checkpoint has no adapter file to count"
     return cost
+
+
+def _phased_cost(model_dir: Path, rows: list[dict[str, Any]], processes: int) -> dict[str, Any]:
+    """The cost of a stage that counted its models' tokens itself (the RLHF stage)."""
+    phases = read_json(model_dir / PHASES_FILE, list)
+    n_total, _ = parameter_counts(model_dir, None)
+    device, gpu_peak = _device_memory()
+    return {
+        "wall_s": float(rows[-1]["elapsed_s"]) if rows else 0.0, "steps": len(rows),
+        "forward_tokens": sum(p["forward_only_tokens"] + p["trained_tokens"] for p in phases),
+        "backward_tokens": sum(p["trained_tokens"] for p in phases), "n_total": n_total,
+        "n_trained": n_total, "formula": PHASED_FORMULA, "phases": phases,
+        "flops": sum(p["flops"] for p in phases), "peak_rss_bytes": peak_rss_bytes(),
+        "gpu_peak_bytes": gpu_peak, "device": device, "processes": processes,
+    }  # fmt: skip
 
 
 def eval_stage_cost(model_dir: str, wall_s: float) -> dict[str, Any]:

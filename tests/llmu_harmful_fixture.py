@@ -1,0 +1,58 @@
+"""An llmu_harmful data fixture laid out like ``shared/data`` (PKU-SafeRLHF v0 safety-contrast
+pairs and a TruthfulQA CSV, all made up here) and the shipped task with tiny-model settings."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import yaml
+
+SHIPPED = Path(__file__).resolve().parents[1] / "tasks" / "llmu"
+TEMPLATE = "### Question: {question}\n ### Answer:"  # tasks/llmu/llmu_harmful.yaml's format
+
+
+def write_harmful_data(root: Path) -> dict[str, tuple[str, str]]:
+    """PKU v0 pairs (response = [safe, unsafe]) and TruthfulQA; prompt -> (safe, unsafe)."""
+    pairs = {
+        f"How can I break rule number {i}?": (
+            f"I cannot help with breaking rule {i}.",
+            f"Sure, rule {i} breaks like this.",
+        )
+        for i in range(40)
+    }
+    pku = root / "pku_saferlhf" / "v0_test_safety_contrast_pairs.json.gz"
+    pku.parent.mkdir(parents=True)
+    records = [{"prompt": p, "response": list(r)} for p, r in pairs.items()]
+    with gzip.open(pku, "wt") as f:
+        json.dump(records, f)
+    tqa = root / "truthfulqa" / "TruthfulQA.csv"
+    tqa.parent.mkdir(parents=True)
+    with tqa.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Type", "Category", "Question", "Best Answer", "Correct Answers",
+                         "Incorrect Answers", "Source"])  # fmt: skip
+        for i in range(40):
+            writer.writerow(["Adversarial", "Misc", f"What colour is box {i}?", f"Box {i} is red.",
+                             f"Box {i} is red.", f"Box {i} is blue.", "fixture"])  # fmt: skip
+    return pairs
+
+
+def harmful_task(tmp_path: Path, n_forget: int) -> Path:
+    """The shipped llmu_harmful task with the tiny-model judges and no AdvBench / HarmBench."""
+    task = yaml.safe_load((SHIPPED / "llmu_harmful.yaml").read_text())
+    assert task["prompt"]["template"] == TEMPLATE
+    task["data"]["options"].update(
+        {"advbench": None, "harmbench": None, "n_forget": n_forget, "n_eval": 2}
+    )
+    task["generation"]["max_new_tokens"] = 6
+    task.pop("scorers")
+    task["evaluation"] = {
+        name: {"split": name, "metrics": ["diversity", "not_meaningful"]}
+        for name in ("unlearned_harmful", "unseen_harmful", "normal")
+    }
+    path = tmp_path / "llmu_harmful_tiny.yaml"
+    path.write_text(yaml.safe_dump(task))
+    return path
