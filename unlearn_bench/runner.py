@@ -265,7 +265,7 @@ def make_backend(config: RunConfig, model_path: str) -> Any:
 def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
     """Collect observations and per-set scores for one model (skipped when already done)."""
     from unlearn_bench.evaluate import SCORED_TOKENS, collect_observations, score_samples
-    from unlearn_bench.train.cost import eval_stage_cost
+    from unlearn_bench.train.cost import eval_counter, eval_stage_cost
 
     record = subject.record
     assert record is not None
@@ -274,6 +274,7 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
     with timer.stage(f"evaluate {subject.label}"):
         start = time.perf_counter()
         backend = make_backend(p.config, subject.model_path)
+        counter = eval_counter(backend)  # counts positions only: no number changes
         try:
             sets = evaluation_sets(p.spec, p.splits, p.config.eval.limit)
             samples = collect_observations(
@@ -297,7 +298,7 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
             time.perf_counter() - start,
             backend_stats=stats,
             cache_hits=hits,
-            cost=eval_stage_cost(subject.model_path, time.perf_counter() - start),
+            cost=eval_stage_cost(subject.model_path, time.perf_counter() - start, counter),
             cache_dropped=dropped,
         )
         if dropped:

@@ -44,7 +44,10 @@ def finished(tiny_model_dir, tmp_path_factory):
     }  # fmt: skip
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))
-    assert main(["run", "--config", str(path), "--data-dir", str(data)]) == 0
+    # Module-scoped, so conftest's per-test cache is not in force yet: give it its own.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("UNLEARN_BENCH_CACHE", str(tmp_path / "cache"))
+        assert main(["run", "--config", str(path), "--data-dir", str(data)]) == 0
     return tmp_path, pairs, {r.header["label"]: r for r in find_runs(tmp_path / "runs")}
 
 
@@ -58,6 +61,9 @@ def test_every_baseline_runs_and_is_evaluated(finished):
             assert results[f"{name}/diversity"]["n"] == 2
         if label != "target":
             assert record.header["method"]["method"] == label
+        evaluate = record.header["stages"]["evaluate"]["cost"]  # the HF backend: counted
+        assert evaluate["forward_tokens"] > 0
+        assert evaluate["flops"] == 2 * evaluate["n_counted"] * evaluate["forward_tokens"]
 
 
 def test_each_method_trained_on_its_parts_with_hand_counted_tokens(

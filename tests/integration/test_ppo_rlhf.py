@@ -41,7 +41,10 @@ def finished(tiny_model_dir, tmp_path_factory):
     }  # fmt: skip
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))
-    assert main(["run", "--config", str(path), "--data-dir", str(data)]) == 0
+    # Module-scoped, so conftest's per-test cache is not in force yet: give it its own.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("UNLEARN_BENCH_CACHE", str(tmp_path / "cache"))
+        assert main(["run", "--config", str(path), "--data-dir", str(data)]) == 0
     return pairs, {r.header["label"]: r for r in find_runs(tmp_path / "runs")}
 
 

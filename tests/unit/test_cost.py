@@ -121,3 +121,41 @@ def test_lora_stage_cost_counts_the_saved_adapter(tiny_model_dir):
     assert tokens > 0
     assert cost["flops"] == (4 * (n_base + LORA_R4_PARAMS) + 2 * LORA_R4_PARAMS) * tokens
     assert "adapters" in cost["lora_n"] and "flops_withheld" not in cost
+
+
+def test_evaluation_tokens_are_counted_through_the_cache(tiny_model_dir):
+    """Positions through the evaluated model: a scored request is one pass over context +
+    continuation; greedy generation of k tokens for a batch of prompts is one pass over the
+    left-padded prompts then k - 1 one-token passes per row; a cached repeat costs nothing."""
+    from unlearn_bench.backends.base import GenerateRequest, ScoreRequest
+    from unlearn_bench.backends.cache import CachedBackend
+    from unlearn_bench.backends.fake import FakeBackend
+    from unlearn_bench.backends.hf import HFBackend
+    from unlearn_bench.train.cost import eval_counter, eval_stage_cost
+
+    inner = HFBackend(str(tiny_model_dir), batch_size=4, progress=False)
+    backend = CachedBackend(inner)
+    counter = eval_counter(backend)
+    assert counter is not None
+    tok = inner.tokenizer
+    context, continuation = "The capital of France is", " Paris."
+    backend.logprobs([ScoreRequest(context, continuation)])
+    expected = len(tok(context, add_special_tokens=False).input_ids) + len(
+        tok(continuation, add_special_tokens=False).input_ids
+    )
+    assert counter.forward_only == expected
+    prompts = ["What is the capital of France?", "Who wrote it?"]
+    backend.generate([GenerateRequest(p, 5) for p in prompts])
+    widest = max(len(tok(p).input_ids) for p in prompts)
+    expected += 2 * widest + 2 * (5 - 1)
+    assert counter.forward_only == expected
+    backend.generate([GenerateRequest(p, 5) for p in prompts])  # served by the cache
+    assert (counter.forward_only, counter.trained) == (expected, 0)
+    cost = eval_stage_cost(str(tiny_model_dir), 1.0, counter)
+    # Tied embeddings: N = every parameter, the table counted once as the output layer.
+    n = inner.model.num_parameters()
+    assert cost["n_counted"] == n and cost["forward_tokens"] == expected
+    assert cost["flops"] == 2 * n * expected and "flops_withheld" not in cost
+    assert eval_counter(FakeBackend("fake-model")) is None
+    withheld = eval_stage_cost(str(tiny_model_dir), 1.0, None)
+    assert withheld["flops"] is None and "process" in withheld["flops_withheld"]

@@ -60,7 +60,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
     for line in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    print(f"flops: {FORMULA}; '-' = withheld (LoRA without adapter file; eval tokens not counted)")
+    print(f"flops: {FORMULA}; '-' = withheld (LoRA without adapter; eval on vLLM/fake)")
     return 0
 
 

@@ -9,7 +9,9 @@ FLOP estimate (the usual dense-transformer approximation, attention scores left 
   training, so every token passes through the base weights and the adapters: N_total is the
   merged model's parameters plus the adapters' (read from ``<checkpoint>/adapter``) and
   N_trained the adapters' alone. A LoRA checkpoint without its adapter file gets no estimate.
-- inference (evaluation): ``2 * N_total * tokens``.
+- inference (evaluation): ``2 * N * tokens``, tokens counted by a forward pre-hook on the
+  evaluated model's body (:class:`PositionCounter`; HF backend only) and N its matmul
+  parameters.
 
 ``tokens`` are the non-pad tokens of every micro-batch of the trained model (the ``tokens``
 column of ``train_log.jsonl``); a frozen reference model's extra forward passes (NPO, KL
@@ -147,16 +149,80 @@ def _phased_cost(model_dir: Path, rows: list[dict[str, Any]], processes: int) ->
     }  # fmt: skip
 
 
-def eval_stage_cost(model_dir: str, wall_s: float) -> dict[str, Any]:
-    """The cost record of an evaluate stage; FLOPs withheld: backends do not count tokens yet."""
+def eval_counter(backend: Any) -> PositionCounter | None:
+    """A token counter on the evaluated model, when the backend holds it in this process.
+
+    The HF backend does (behind the response cache too); vLLM runs its own engine and the fake
+    backend has no model, so their evaluation FLOPs are withheld.
+    """
+    model = getattr(getattr(backend, "inner", backend), "model", None)
+    if model is None or not hasattr(model, "base_model_prefix"):
+        return None
+    return PositionCounter(model)
+
+
+def eval_stage_cost(
+    model_dir: str, wall_s: float, counter: PositionCounter | None = None
+) -> dict[str, Any]:
+    """The cost record of an evaluate stage: tokens the model processed, when counted."""
     counts = safetensors_shapes(Path(model_dir)) if Path(model_dir).is_dir() else {}
     device, gpu_peak = _device_memory()
-    return {
+    cost: dict[str, Any] = {
         "wall_s": round(wall_s, 3), "n_total": sum(counts.values()) or None, "flops": None,
-        "flops_withheld": "the evaluation backends do not count prompt and generated tokens",
         "peak_rss_bytes": peak_rss_bytes(), "gpu_peak_bytes": gpu_peak, "device": device,
         "processes": 1,
     }  # fmt: skip
+    if counter is None:
+        cost["flops_withheld"] = "this backend's model is not in the runner's process"
+        return cost
+    counted = counter.record("evaluate", "evaluated")
+    cost.update(
+        forward_tokens=counted["forward_only_tokens"] + counted["trained_tokens"],
+        flops=counted["flops"], n_counted=counted["n"],
+        counted="positions through the evaluated model (generation, scoring, lm-eval); judges' "
+        "and reference models' passes and cached responses cost none here",
+    )  # fmt: skip
+    return cost
+
+
+def matmul_params(model: Any) -> int:
+    """Parameters a token's forward pass multiplies by: all but an untied input embedding."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings().weight
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    tied = output is not None and output.weight is embedding
+    return total if tied else total - embedding.numel()
+
+
+class PositionCounter:
+    """Token positions through a model's transformer body, with and without autograd."""
+
+    def __init__(self, model: Any) -> None:
+        import torch
+
+        self.forward_only = 0
+        self.trained = 0
+        self.n = matmul_params(model)
+        body = getattr(model, model.base_model_prefix)
+
+        def count(_module: Any, args: tuple, kwargs: dict) -> None:
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            shape = ids.shape if ids is not None else kwargs["inputs_embeds"].shape[:2]
+            if torch.is_grad_enabled():
+                self.trained += int(shape[0] * shape[1])
+            else:
+                self.forward_only += int(shape[0] * shape[1])
+
+        self.handle = body.register_forward_pre_hook(count, with_kwargs=True)
+
+    def record(self, phase: str, model: str) -> dict[str, Any]:
+        """The counts and FLOPs of this model in ``phase``; stops counting."""
+        self.handle.remove()
+        flops = inference_flops(self.n, self.forward_only) + train_flops(
+            self.n, self.n, self.trained
+        )
+        return {"phase": phase, "model": model, "n": self.n, "forward_only_tokens":
+                self.forward_only, "trained_tokens": self.trained, "flops": flops}  # fmt: skip
 
 
 def measured_step_flops(model: Any, input_ids: Any, attention_mask: Any) -> int:

@@ -30,7 +30,7 @@ from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.methods import build_method
 from unlearn_bench.paths import atomic_write_json
 from unlearn_bench.train.checkpointing import claim, export_model, publish
-from unlearn_bench.train.cost import PHASES_FILE, inference_flops, train_flops
+from unlearn_bench.train.cost import PHASES_FILE, PositionCounter
 from unlearn_bench.train.loop import seed_everything
 from unlearn_bench.train.parts import examples_for
 from unlearn_bench.train.stages import Checkpoint, StageInputs, checkpoint_dir, code_fingerprint
@@ -63,46 +63,6 @@ def check_rlhf(ucfg: UnlearnConfig, processes: int) -> None:
     bad = [name for name, used in unsupported.items() if used]
     if bad:
         raise UnlearnBenchError(f"ppo_rlhf does not support {bad[0]} (TRL's trainers run it)")
-
-
-def matmul_params(model: Any) -> int:
-    """Parameters a token's forward pass multiplies by: all but an untied input embedding."""
-    total = sum(p.numel() for p in model.parameters())
-    embedding = model.get_input_embeddings().weight
-    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    tied = output is not None and output.weight is embedding
-    return total if tied else total - embedding.numel()
-
-
-class PositionCounter:
-    """Token positions through a model's transformer body, with and without autograd."""
-
-    def __init__(self, model: Any) -> None:
-        import torch
-
-        self.forward_only = 0
-        self.trained = 0
-        self.n = matmul_params(model)
-        body = getattr(model, model.base_model_prefix)
-
-        def count(_module: Any, args: tuple, kwargs: dict) -> None:
-            ids = kwargs.get("input_ids", args[0] if args else None)
-            shape = ids.shape if ids is not None else kwargs["inputs_embeds"].shape[:2]
-            if torch.is_grad_enabled():
-                self.trained += int(shape[0] * shape[1])
-            else:
-                self.forward_only += int(shape[0] * shape[1])
-
-        self.handle = body.register_forward_pre_hook(count, with_kwargs=True)
-
-    def record(self, phase: str, model: str) -> dict[str, Any]:
-        """The counts and FLOPs of this model in ``phase``; stops counting."""
-        self.handle.remove()
-        flops = inference_flops(self.n, self.forward_only) + train_flops(
-            self.n, self.n, self.trained
-        )
-        return {"phase": phase, "model": model, "n": self.n, "forward_only_tokens":
-                self.forward_only, "trained_tokens": self.trained, "flops": flops}  # fmt: skip
 
 
 def load_causal_lm(inputs: StageInputs) -> tuple[Any, Any]:
