@@ -187,8 +187,14 @@ def test_leaderboard_cost_columns(finished_run):
         assert cells["train_flops"]["value"] == cost["flops"]
         assert cells["train_wall_s"]["value"] == cost["wall_s"]
     assert "train_flops" not in rows["target"]  # the untrained base model has no stage cost
+    for record in records:  # every model, the base included, was evaluated (HF: counted)
+        evaluate = record.header["stages"]["evaluate"]["cost"]
+        cells = rows[record.header["label"]]
+        assert cells["eval_flops"]["value"] == evaluate["flops"] > 0
+        assert cells["eval_wall_s"]["value"] == evaluate["wall_s"]
     assert "train_flops" in (out / "llmu_tiny.md").read_text()
     plain = tmp_path / "lb-plain"
     assert main(["leaderboard", "--runs-dir", str(tmp_path / "runs"), "--out", str(plain),
                  "--formats", "md"]) == 0  # fmt: skip
     assert "train_flops" not in (plain / "llmu_tiny.md").read_text()
+    assert "eval_flops" not in (plain / "llmu_tiny.md").read_text()

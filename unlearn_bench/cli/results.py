@@ -144,7 +144,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--cost",
         action="store_true",
-        help="add train_wall_s / train_flops columns (the stage that made each model)",
+        help="add train_/eval_ wall_s and flops columns (making and evaluating each model)",
     )
     p.set_defaults(func=cmd_leaderboard)
 
