@@ -83,6 +83,15 @@ def test_every_probe_end_to_end(tiny_model_dir, tmp_path, isolated_cache):
 
     curves = probe_curves(find_runs(tmp_path / "runs"), "synthetic_people")
     assert curves["relearn"]["grad_ascent"]["x"] == [0, 2]  # before, after 2 steps
+    # The target's line starts at 0 steps too: its unprobed score on the items relearning
+    # evaluated (forget[4:]), the plain mean of its stored per-item scores.
+    held_out = {r["question"] for r in forget[4:]}
+    target_before = [s["scores"]["rouge_l_recall"] for s in samples("target")
+                     if s["question"] in held_out]  # fmt: skip
+    assert len(target_before) == 4
+    assert curves["relearn"]["target"]["x"] == [0, 2]
+    assert curves["relearn"]["target"]["y"][0] == pytest.approx(sum(target_before) / 4)
+    assert "survives every probe" in table
     assert curves["leak"]["grad_ascent"]["x"] == [1, 2, 4]
     assert curves["leak"]["grad_ascent"]["y"][0] == pytest.approx(by_hand_1)
     assert (tmp_path / "lb" / "synthetic_people.probes.png").is_file()
@@ -212,3 +221,19 @@ def test_regress_guards_a_probe_recovery(tiny_model_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["regress", "--runs-dir", runs, "--baseline", str(baseline)]) == 1
     assert "recovery_probability" in capsys.readouterr().out
+
+
+def test_int4_group_size_follows_the_input_width():
+    # SmolLM2-135M's hidden width is 576: 128 does not divide it; the largest multiple of 32
+    # below 128 that does is 96 (576 = 6 x 96), so each row has 6 groups of at most 16 levels.
+    import torch
+
+    from unlearn_bench.probes.quantize import quantize_weights
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(576, 3, bias=False))
+    info = quantize_weights(model, 4, [])
+    assert info["group_sizes"] == [96]
+    weight = model[0].qweight.dequantize().float()
+    assert _levels(weight, 96) <= 16
+    assert _levels(weight, 576) > 16  # each group of 96 has its own scale and shift

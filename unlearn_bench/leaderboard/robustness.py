@@ -15,6 +15,8 @@ from unlearn_bench.paths import atomic_write_text
 from unlearn_bench.runs import RunRecord, find_runs
 
 Table = dict[str, Any]
+SURVIVAL_BAR = 0.2
+"""A model's forgetting survives a probe when the probe's recovery stays below this (issue 15)."""
 
 
 def _fmt(value: Any) -> str:
@@ -72,23 +74,43 @@ def _probe_order(name: str) -> tuple[str, int]:
     return (match.group(1), int(match.group(2) or 0)) if match else (name, 0)
 
 
+def survives(cells: dict[str, Any], probes: list[str]) -> str:
+    """``yes``/``no`` (worst recovery and its probe) against SURVIVAL_BAR; ``-`` without any.
+
+    A probe the row lacks, or whose recovery is undefined (no gap to the target), cannot vouch
+    for the forgetting, so the verdict is then ``?`` naming those probes.
+    """
+    recoveries = {p: cells.get(p, (None, None))[1] for p in probes}
+    if all(r is None for r in recoveries.values()):
+        return "-"  # the target (the reference) or a row without any recovery
+    missing = [p for p, r in recoveries.items() if r is None]
+    if missing:
+        return f"? (no recovery: {', '.join(missing)})"
+    worst = max(recoveries, key=lambda p: recoveries[p])
+    verdict = "**yes**" if recoveries[worst] < SURVIVAL_BAR else "no"
+    return f"{verdict} (worst {recoveries[worst]:.3f}, {worst})"
+
+
 def to_markdown(task: str, table: Table) -> str:
-    """The table as markdown: a value column and a recovery column per probe."""
+    """The table as markdown: a verdict column, then a value and a recovery column per probe."""
     metric, probes = table["metric"], table["probes"]
-    head = ["model"] + [f"{p}: {'leak' if p.startswith('leak') else metric}" for p in probes]
+    head = ["model", f"survives every probe (recovery < {SURVIVAL_BAR})"]
+    head += [f"{p}: {'leak' if p.startswith('leak') else metric}" for p in probes]
     head += [f"{p}: recovery" for p in probes]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, cells in table["rows"].items():
         values = [_fmt(cells.get(p, (None, None))[0]) for p in probes]
         recoveries = [_fmt(cells.get(p, (None, None))[1]) for p in probes]
-        lines.append("| " + " | ".join([label, *values, *recoveries]) + " |")
+        lines.append(
+            "| " + " | ".join([label, survives(cells, probes), *values, *recoveries]) + " |"
+        )
     return (
         f"# {task}: robustness probes\n\nGenerated from probe run records; do not edit by hand. "
         f"Forget metric: `{metric}` on the probe's forget items (for leak-N: Leak@N of the "
         "leak metric). Recovery = (unlearned under probe - unlearned) / (target under probe - "
-        "unlearned) on the same items; 0 = forgetting survives, 1 = fully recovered.\n\n"
-        + "\n".join(lines)
-        + "\n"
+        "unlearned) on the same items; 0 = forgetting survives, 1 = fully recovered. A model "
+        f"survives every probe when each probe's recovery is below {SURVIVAL_BAR} (the worst "
+        "one is named).\n\n" + "\n".join(lines) + "\n"
     )
 
 
@@ -122,6 +144,10 @@ def probe_curves(records: list[RunRecord], task: str) -> dict[str, dict[str, dic
                           if k.split("/", 1)[-1] == metric), None)  # fmt: skip
             before = next((v["value"] for k, v in results.items()
                            if k.endswith(f"/before_{metric}")), None)  # fmt: skip
+            if before is None:
+                # Only unlearned records carry before_<metric> (for recovery); the target's
+                # 0-step point is its unprobed score on the same items, read from its samples.
+                before = unprobed_mean(record, probe["of"], task, str(metric))
             line = curves["relearn"].setdefault(probe["of"], {"x": [], "y": []})
             if before is not None and 0 not in line["x"]:
                 line["x"].append(0)
@@ -140,6 +166,28 @@ def probe_curves(records: list[RunRecord], task: str) -> dict[str, dict[str, dic
             pairs = sorted(zip(line["x"], line["y"], strict=True))
             line["x"], line["y"] = [p[0] for p in pairs], [p[1] for p in pairs]
     return {k: v for k, v in curves.items() if v}
+
+
+def _item_scores(samples: list[dict[str, Any]], metric: str) -> dict[tuple[str, str], float]:
+    """(eval set, original question) -> the sample's ``metric`` score, where it has one."""
+    out = {}
+    for s in samples:
+        value = s.get("scores", {}).get(metric)
+        if value is not None:
+            out[(s["eval_set"], str(s.get("source_question", s["question"])))] = float(value)
+    return out
+
+
+def unprobed_mean(record: RunRecord, label: str, task: str, metric: str) -> float | None:
+    """Mean ``metric`` of the group's unprobed run ``label`` over the items ``record`` probed.
+
+    None when either record has no stored samples or they share no item.
+    """
+    subject = RunRecord(record.root.parent / label)
+    probed = _item_scores(record.read_samples(task), metric)
+    before = _item_scores(subject.read_samples(task), metric)
+    shared = [before[k] for k in probed if k in before]
+    return sum(shared) / len(shared) if shared else None
 
 
 def draw_probe_curves(task: str, records: list[RunRecord], base: Path) -> list[Path]:
