@@ -116,6 +116,27 @@ def _data_file_directory(tmp: Path) -> list[str]:
 
 
 # (name, argv builder, words the one-line error must contain)
+def _relearn_overlap(tmp: Path) -> list[str]:
+    # relearn trains on forget[:4] and evaluates forget[2:]: items 2 and 3 are in both
+    base = Path(__file__).resolve().parents[2] / "tasks/synthetic_people/synthetic_people.yaml"
+    task = tmp / "overlap.yaml"
+    task.write_text(
+        f"include: {base}\nname: overlap\n"
+        'probes: {relearn: {train: "forget[:4]", evaluate: "forget[2:]"}}\n'
+    )
+    path = tmp / "config.yaml"
+    path.write_text(f"task: {task}\nbackend: fake\nprobes: [relearn-5]\n")
+    return ["run", "--config", str(path)]
+
+
+def _probe_task_without_metric(tmp: Path) -> list[str]:
+    # MedForget declares no probes section; refused on the task file, before its data is read
+    path = tmp / "config.yaml"
+    path.write_text(f"task: medforget\nbackend: fake\ndata_dir: {tmp / 'nodata'}\n"
+                    "probes: [prefix]\n")  # fmt: skip
+    return ["run", "--config", str(path)]
+
+
 CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("lr zero", _config("unlearn: [{method: grad_ascent, lr: 0}]\n"), ["unlearn.lr", "0"]),
     ("lr negative", _config("finetune: {lr: -0.001}\n"), ["finetune.lr", "-0.001"]),
@@ -166,6 +187,16 @@ CASES: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("model empty", _config('model: ""\n'), ["model is empty"]),
     ("config empty", _empty_config, ["missing required key 'task'"]),
     ("eval set without metrics", _eval_set_no_metrics, ["evaluation.forget.metrics is empty"]),
+    # Robustness probes (issue 15): refused before any model is trained or loaded.
+    ("probe unknown", _config("probes: [jitter]\n"), ["unknown probe 'jitter'"]),
+    ("probe bit width", _config("probes: [int3]\n"), ["int3", "not 3 bits"]),
+    (
+        "probe leak k beyond n",
+        _config("probes: [leak-4]\nprobe_settings: {leak_k: [8]}\n"),
+        ["k=8", "1..n=4"],
+    ),
+    ("probe relearn overlap", _relearn_overlap, ["relearn split overlaps the evaluated items"]),
+    ("probe task undeclared", _probe_task_without_metric, ["medforget", "probes.metric"]),
 ]
 
 

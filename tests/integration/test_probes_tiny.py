@@ -237,3 +237,29 @@ def test_int4_group_size_follows_the_input_width():
     weight = model[0].qweight.dequantize().float()
     assert _levels(weight, 96) <= 16
     assert _levels(weight, 576) > 16  # each group of 96 has its own scale and shift
+
+
+def test_prefix_reaches_the_prompts_the_task_builds():
+    # The prefix probe's own path (open_backend, eval_sets, evaluate -> the task's prompt
+    # builder) on the fake backend, whose chat template is "<user>Q</user><assistant>".
+    from unlearn_bench.evaluate import parse_task
+    from unlearn_bench.probes.base import ProbeContext, make_probe
+    from unlearn_bench.tasks import find_task, load_task_data
+
+    config = RunConfig.from_dict({"task": "synthetic_people", "backend": "fake"})
+    spec = parse_task(find_task("synthetic_people"))
+    ctx = ProbeContext(config, spec, load_task_data(spec, None))
+    probe = make_probe("prefix")
+    backend = probe.open_backend(ctx, "fake")
+    prompts: list[str] = []
+    contexts: list[str] = []
+    generate, logprobs = backend.inner.generate, backend.inner.logprobs
+    backend.inner.generate = lambda rs: prompts.extend(r.prompt for r in rs) or generate(rs)
+    backend.inner.logprobs = lambda rs: contexts.extend(r.context for r in rs) or logprobs(rs)
+    sets = probe.eval_sets(ctx)
+    probe.evaluate(ctx, backend, sets)
+    expected = {f"<user>{r['question']}</user><assistant>Sure, here is the answer:"
+                for r in sets["forget"]}  # fmt: skip
+    assert len(sets["forget"]) == 8 and len(expected) == 8
+    assert set(prompts) == expected  # one greedy generation per forget question
+    assert contexts and set(contexts) == expected  # every scored answer follows the prefix

@@ -28,7 +28,7 @@ def prepare(config: RunConfig, names: list[str]) -> tuple[ProbeContext, list[Pro
     from unlearn_bench.tasks import find_task, load_task_data
 
     spec = parse_task(find_task(config.task))
-    ctx = ProbeContext(config, spec, load_task_data(spec, config.data_dir))
+    # What the names and the task file alone decide is refused before the data is loaded.
     if names and not spec.probes.metric:
         raise UnlearnBenchError(f"task {spec.name}: probes need probes.metric in the task file")
     if spec.probes.metric:
@@ -37,6 +37,7 @@ def prepare(config: RunConfig, names: list[str]) -> tuple[ProbeContext, list[Pro
     labels = [p.label for p in probes]
     if len(set(labels)) != len(labels):
         raise UnlearnBenchError(f"a probe is listed twice: {labels}")
+    ctx = ProbeContext(config, spec, load_task_data(spec, config.data_dir))
     for probe in probes:
         probe.check(ctx)
     return ctx, probes
