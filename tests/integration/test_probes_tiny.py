@@ -60,6 +60,15 @@ def test_every_probe_end_to_end(tiny_model_dir, tmp_path, isolated_cache):
     # Quantization is named in the backend identity (so the cache keeps it apart).
     transform = RunRecord(group / "target@int4").header["backend"]["transform"]
     assert (transform["quantizer"], transform["bits"]) == ("optimum-quanto", 4)
+    from importlib.metadata import version
+
+    assert transform["quantizer_version"] == version("optimum-quanto")
+    # The tiny model's linear layers read 32 or 64 inputs: quanto groups only rows wider than
+    # 128 (optimum/quanto/nn/qmodule.py), so these get one scale per output row, recorded as 0.
+    assert transform["group_sizes"] == [0]
+    # The target is quantized the same way (the recovery's reference).
+    unlearned = RunRecord(group / "grad_ascent@int4").header["backend"]["transform"]
+    assert unlearned == transform
     # Paraphrase: the evaluated question is the record's paraphrased question.
     para = samples("grad_ascent@paraphrase")
     assert [s["question"] for s in para] == [r["paraphrased_question"] for r in forget]

@@ -4,7 +4,9 @@ Zhang et al. 2024 (arXiv 2410.16454) find that quantizing an unlearned model to 
 back much of the forgotten knowledge. The quantizer is optimum-quanto (chosen by measurement on
 this CPU, see docs/probes.md): weight-only symmetric int8 per output channel, and int4 / int2
 affine per group along the input dimension (quanto's group size: 128, or the largest multiple
-of 32 below it that divides the layer's input width). Linear layers are quantized; module name
+of 32 below it that divides the layer's input width; a layer at most 128 wide, or one no such
+size divides, is not grouped: one scale per output row, recorded as group size 0). Linear
+layers are quantized; module name
 patterns in ``probe_settings.quantize_exclude`` (the tied output head by default) stay as they
 are. The target model is quantized the same way, so recovery is measured against a quantized
 reference, as the paper does.
