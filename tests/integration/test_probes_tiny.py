@@ -272,3 +272,36 @@ def test_prefix_reaches_the_prompts_the_task_builds():
     assert len(sets["forget"]) == 8 and len(expected) == 8
     assert set(prompts) == expected  # one greedy generation per forget question
     assert contexts and set(contexts) == expected  # every scored answer follows the prefix
+
+
+def test_relearning_trains_only_on_the_declared_items(tiny_model_dir, monkeypatch):
+    # Every example the training loop batches is recorded: relearn-3 on synthetic_people must
+    # see only forget[:4] (the task file's probes.relearn.train), never forget[4:] (evaluated).
+    import unlearn_bench.train.batches as batches
+    import unlearn_bench.train.loop as loop
+    from unlearn_bench.evaluate import parse_task
+    from unlearn_bench.probes.base import ProbeContext, make_probe
+    from unlearn_bench.tasks import find_task, load_task_data
+
+    seen: list[str] = []
+    real = batches.collate
+
+    def recording(tokenizer, examples, max_length):
+        seen.extend(e.prompt.context for e in examples)
+        return real(tokenizer, examples, max_length)
+
+    monkeypatch.setattr(batches, "collate", recording)
+    monkeypatch.setattr(loop, "collate", recording)
+    config = RunConfig.from_dict({"task": "synthetic_people", "model": str(tiny_model_dir)})
+    spec = parse_task(find_task("synthetic_people"))
+    ctx = ProbeContext(config, spec, load_task_data(spec, None))
+    probe = make_probe("relearn-3")
+    probe.check(ctx)
+    probe.model_path(ctx, str(tiny_model_dir))
+    forget = ctx.splits["forget"]
+    evaluated = [r["question"] for r in probe.eval_sets(ctx)["forget"]]
+    assert evaluated == [r["question"] for r in forget[4:]]
+    assert len(seen) == 3 * 4  # 3 steps of the default relearn batch of 4
+    for context in seen:
+        assert [q for q in (r["question"] for r in forget[:4]) if q in context]
+        assert not [q for q in evaluated if q in context]
