@@ -56,3 +56,29 @@ def harmful_task(tmp_path: Path, n_forget: int) -> Path:
     path = tmp_path / "llmu_harmful_tiny.yaml"
     path.write_text(yaml.safe_dump(task))
     return path
+
+
+def run_harmful(
+    tmp_path: Path, tiny_model_dir: Path, data: Path, n_forget: int, unlearn: list[dict]
+) -> dict:
+    """Run ``unlearn`` on the tiny harmful task through the real ``unlearn-bench run`` CLI.
+
+    Returns the finished records by label. Callers' fixtures are module-scoped, so conftest's
+    per-test cache is not in force yet: the run gets its own cache under ``tmp_path``.
+    """
+    import pytest
+
+    from unlearn_bench.cli import main
+    from unlearn_bench.runs import find_runs
+
+    config = {
+        "task": str(harmful_task(tmp_path, n_forget)), "model": str(tiny_model_dir), "run_id": "g",
+        "runs_dir": str(tmp_path / "runs"), "leaderboards_dir": str(tmp_path / "lb"),
+        "finetune": None, "retain_model": False, "eval": {"limit": 2}, "unlearn": unlearn,
+    }  # fmt: skip
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("UNLEARN_BENCH_CACHE", str(tmp_path / "cache"))
+        assert main(["run", "--config", str(path), "--data-dir", str(data)]) == 0
+    return {r.header["label"]: r for r in find_runs(tmp_path / "runs")}

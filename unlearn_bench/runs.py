@@ -190,3 +190,17 @@ def find_runs(runs_dir: Path) -> list[RunRecord]:
         return []
     records = [RunRecord(p.parent) for p in sorted(runs_dir.rglob("header.json"))]
     return sorted(records, key=lambda r: r.header.get("created", ""))
+
+
+def scores_by_item(samples: list[dict[str, Any]], score: str) -> dict[tuple[str, str], float]:
+    """(eval set, original question) -> the sample's score named ``score``, where it has one.
+
+    Keyed by the original question so a probed sample (paraphrased or prefixed) meets its
+    unprobed twin; probes' recovery and the robustness table both pair items this way.
+    """
+    out = {}
+    for s in samples:
+        value = s.get("scores", {}).get(score)
+        if value is not None:
+            out[(s["eval_set"], str(s.get("source_question", s["question"])))] = float(value)
+    return out

@@ -13,10 +13,9 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from llmu_harmful_fixture import TEMPLATE, harmful_task, write_harmful_data
+from llmu_harmful_fixture import TEMPLATE, run_harmful, write_harmful_data
 
 from unlearn_bench.cli import main
-from unlearn_bench.runs import find_runs
 
 torch.set_num_threads(1)
 
@@ -36,19 +35,10 @@ def finished(tiny_model_dir, tmp_path_factory):
     pairs = write_harmful_data(data)
     # One epoch of batch 2 over the 4 forget pairs: every pair is trained on exactly once.
     train = {"lr": 1e-3, "batch_size": 2, "epochs": 1, "max_length": 128}
-    config = {
-        "task": str(harmful_task(tmp_path, N_FORGET)), "model": str(tiny_model_dir), "run_id": "g",
-        "runs_dir": str(tmp_path / "runs"), "leaderboards_dir": str(tmp_path / "lb"),
-        "finetune": None, "retain_model": False, "eval": {"limit": 2},
-        "unlearn": [{"method": m, **train} for m in METHODS],
-    }  # fmt: skip
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(config))
-    # Module-scoped, so conftest's per-test cache is not in force yet: give it its own.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("UNLEARN_BENCH_CACHE", str(tmp_path / "cache"))
-        assert main(["run", "--config", str(path), "--data-dir", str(data)]) == 0
-    return tmp_path, pairs, {r.header["label"]: r for r in find_runs(tmp_path / "runs")}
+    records = run_harmful(
+        tmp_path, tiny_model_dir, data, N_FORGET, [{"method": m, **train} for m in METHODS]
+    )
+    return tmp_path, pairs, records
 
 
 def test_every_baseline_runs_and_is_evaluated(finished):

@@ -14,10 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from llmu_harmful_fixture import TEMPLATE, harmful_task, write_harmful_data
-
-from unlearn_bench.cli import main
-from unlearn_bench.runs import find_runs
+from llmu_harmful_fixture import TEMPLATE, run_harmful, write_harmful_data
 
 pytest.importorskip("trl.experimental.ppo")
 torch.set_num_threads(1)
@@ -31,21 +28,9 @@ def finished(tiny_model_dir, tmp_path_factory):
     data = tmp_path / "data"
     pairs = write_harmful_data(data)
     args = {"response_length": RESPONSE, "ppo_epochs": 1}
-    config = {
-        "task": str(harmful_task(tmp_path, N_FORGET)), "model": str(tiny_model_dir),
-        "run_id": "g", "runs_dir": str(tmp_path / "runs"),
-        "leaderboards_dir": str(tmp_path / "lb"), "finetune": None, "retain_model": False,
-        "eval": {"limit": 2},
-        "unlearn": [{"method": "ppo_rlhf", "lr": 1e-3, "batch_size": 2, "epochs": 1,
-                     "max_length": 128, "args": args}],
-    }  # fmt: skip
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(config))
-    # Module-scoped, so conftest's per-test cache is not in force yet: give it its own.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("UNLEARN_BENCH_CACHE", str(tmp_path / "cache"))
-        assert main(["run", "--config", str(path), "--data-dir", str(data)]) == 0
-    return pairs, {r.header["label"]: r for r in find_runs(tmp_path / "runs")}
+    unlearn = [{"method": "ppo_rlhf", "lr": 1e-3, "batch_size": 2, "epochs": 1,
+                "max_length": 128, "args": args}]  # fmt: skip
+    return pairs, run_harmful(tmp_path, tiny_model_dir, data, N_FORGET, unlearn)
 
 
 def test_ppo_trains_the_policy_and_is_evaluated(finished, tiny_model_dir):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.paths import atomic_write_text
-from unlearn_bench.runs import RunRecord, find_runs
+from unlearn_bench.runs import RunRecord, find_runs, scores_by_item
 
 Table = dict[str, Any]
 SURVIVAL_BAR = 0.2
@@ -168,24 +168,14 @@ def probe_curves(records: list[RunRecord], task: str) -> dict[str, dict[str, dic
     return {k: v for k, v in curves.items() if v}
 
 
-def _item_scores(samples: list[dict[str, Any]], metric: str) -> dict[tuple[str, str], float]:
-    """(eval set, original question) -> the sample's ``metric`` score, where it has one."""
-    out = {}
-    for s in samples:
-        value = s.get("scores", {}).get(metric)
-        if value is not None:
-            out[(s["eval_set"], str(s.get("source_question", s["question"])))] = float(value)
-    return out
-
-
 def unprobed_mean(record: RunRecord, label: str, task: str, metric: str) -> float | None:
     """Mean ``metric`` of the group's unprobed run ``label`` over the items ``record`` probed.
 
     None when either record has no stored samples or they share no item.
     """
     subject = RunRecord(record.root.parent / label)
-    probed = _item_scores(record.read_samples(task), metric)
-    before = _item_scores(subject.read_samples(task), metric)
+    probed = scores_by_item(record.read_samples(task), metric)
+    before = scores_by_item(subject.read_samples(task), metric)
     shared = [before[k] for k in probed if k in before]
     return sum(shared) / len(shared) if shared else None
 

@@ -10,17 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from unlearn_bench.runs import scores_by_item
+
 Record = dict[str, Any]
-
-
-def item_scores(samples: list[Record], score: str) -> dict[tuple[str, str], float]:
-    """(eval set, original question) -> the sample's score named ``score`` (when present)."""
-    out = {}
-    for s in samples:
-        value = s.get("scores", {}).get(score)
-        if value is not None:
-            out[(s["eval_set"], str(s.get("source_question", s["question"])))] = float(value)
-    return out
 
 
 def _mean(values: list[float]) -> float:
@@ -35,9 +27,9 @@ def recovery_entries(
     target_probed: list[Record],
 ) -> dict[str, Any]:
     """``<set>/before_<metric>`` and ``<set>/recovery_<metric>`` for every shared eval set."""
-    after = item_scores(probed, probed_score)
-    before = item_scores(unprobed, metric)
-    target = item_scores(target_probed, probed_score)
+    after = scores_by_item(probed, probed_score)
+    before = scores_by_item(unprobed, metric)
+    target = scores_by_item(target_probed, probed_score)
     out: dict[str, Any] = {}
     for set_name in sorted({key[0] for key in after}):
         keys = [k for k in after if k[0] == set_name and k in before and k in target]
