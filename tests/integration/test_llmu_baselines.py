@@ -10,6 +10,9 @@ reference's passes are not counted).
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 import torch
 import yaml
@@ -96,3 +99,92 @@ def test_cost_command_lists_every_stage(finished, capsys):
     expected = [("target", "evaluate")]
     expected += [(m, s) for m in METHODS for s in ("unlearn", "evaluate")]
     assert stages == sorted(expected)
+
+
+def test_compute_comparison_through_the_cost_command(finished, tiny_model_and_tokenizer, tmp_path):
+    """``unlearn-bench cost RUNS --out DIR`` (issue 16): each method's metrics beside its training
+    FLOPs, wall seconds and tokens, and its FLOPs as a share of DPO's. Expected shares come from
+    the hand-counted tokens: every method trains all N parameters, so a FLOP ratio is a token
+    ratio (GA: unsafe answers only; SFT and DPO: unsafe and safe)."""
+    runs_dir, pairs, records = finished
+    tokenizer = tiny_model_and_tokenizer[1]
+    forget = _forget_prompts(finished)
+    unsafe = sum(_tokens(tokenizer, q, pairs[q][1]) for q in forget)
+    safe = sum(_tokens(tokenizer, q, pairs[q][0]) for q in forget)
+    out = tmp_path / "lb"
+    assert main(["cost", str(runs_dir / "runs"), "--out", str(out)]) == 0
+    data = json.loads((out / "llmu_harmful.compute.json").read_text())
+    rows = {r["registry_method"] or r["method"]: r for r in data["rows"]}
+    assert set(rows) == {"target", *METHODS}
+    assert rows["target"]["train_cost"]["flops"] is None  # the untrained base: no training cost
+    expected = {"grad_ascent": unsafe, "ga_mismatch": None, "sft_safe": unsafe + safe,
+                "dpo_safe": unsafe + safe}  # fmt: skip
+    for method, tokens in expected.items():
+        row, cost = rows[method], records[method].header["stage_info"]["cost"]
+        assert row["train_cost"]["flops"] == cost["flops"]
+        assert row["train_cost"]["wall_s"] == cost["wall_s"] > 0
+        assert row["percent_of"]["ppo_rlhf"] == {"flops": None, "wall_s": None}  # no PPO run
+        if tokens is not None:
+            assert row["train_cost"]["forward_tokens"] == tokens
+            share = row["percent_of"]["dpo_safe"]["flops"]
+            assert share == pytest.approx(100 * tokens / (unsafe + safe), rel=1e-12)
+    assert rows["dpo_safe"]["percent_of"]["dpo_safe"]["flops"] == pytest.approx(100.0)
+    diversity = records["sft_safe"].results()["llmu_harmful"]["normal/diversity"]["value"]
+    assert rows["sft_safe"]["metrics"]["normal/diversity"]["value"] == diversity
+    page = (out / "llmu_harmful.compute.md").read_text()
+    assert "% of ppo_rlhf (no finished run) FLOPs" in page and "% of dpo_safe FLOPs" in page
+    # The tiny task measures no harmful rate and no fluency: said, not plotted.
+    assert "- unlearned_harmful/harmful_rate_probe not measured" in page
+    assert "- normal/fluency_ppl not measured" in page
+    # The paper's side: its 2% claim, and the run times no reachable source states, unverified.
+    assert "2 % of RLHF's computational time | primary" in page
+    assert page.count("unverified: no reachable source states it") == 5
+
+
+def test_compute_comparison_withholds_a_judge_below_its_bar(finished, tmp_path):
+    """A harmful rate whose judge fails the validity bar is shown as the reason, never as a number,
+    and is left out of the figure, which says so."""
+    runs_dir, _, _ = finished
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir / "runs", copy)
+    judge = {"judge": "probe", "heldout_accuracy": 0.53}
+    for path in copy.rglob("results.json"):
+        results = json.loads(path.read_text())
+        results["llmu_harmful"]["unlearned_harmful/harmful_rate_probe"] = {
+            "value": 0.25, "stderr": 0.1, "n": 2, "higher_is_better": False, "version": 1,
+            "scorer:harm": judge,
+        }  # fmt: skip
+        path.write_text(json.dumps(results))
+    out = tmp_path / "lb"
+    assert main(["cost", str(copy), "--out", str(out)]) == 0
+    data = json.loads((out / "llmu_harmful.compute.json").read_text())
+    reason = "withheld: judge harm heldout_accuracy 0.53 < 0.80"
+    for row in data["rows"]:
+        cell = row["metrics"]["unlearned_harmful/harmful_rate_probe"]
+        assert cell["value"] is None and cell["note"] == reason
+    page = (out / "llmu_harmful.compute.md").read_text()
+    assert "0.2500" not in page and reason in page
+    assert "- unlearned_harmful/harmful_rate_probe not plotted for " in page
+
+
+def test_compute_reference_matching_several_rows_is_refused(finished, tmp_path, capsys):
+    """Two DPO rows (a second run with another learning rate): which is 100% is ambiguous, so
+    the command refuses in one line, naming the rows, before writing anything."""
+    runs_dir, _, records = finished
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir / "runs", copy)
+    dpo = records["dpo_safe"].root
+    twin = copy / dpo.relative_to(runs_dir / "runs").parent / "dpo_twin"
+    shutil.copytree(copy / dpo.relative_to(runs_dir / "runs"), twin)
+    header = json.loads((twin / "header.json").read_text())
+    header["run_id"] += "-twin"
+    header["method"]["lr"] = 5e-4
+    (twin / "header.json").write_text(json.dumps(header))
+    capsys.readouterr()
+    assert main(["cost", str(copy), "--out", str(tmp_path / "lb")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "several rows match compute reference 'dpo_safe'" in err[0]
+    assert not (tmp_path / "lb" / "llmu_harmful.compute.md").exists()
+    capsys.readouterr()
+    assert main(["cost", str(copy), "--out", str(tmp_path / "lb2"), "--task", "nope"]) == 2
+    assert "no finished runs of task 'nope'" in capsys.readouterr().err

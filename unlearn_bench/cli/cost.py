@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_bench.errors import UnlearnBenchError
+from unlearn_bench.leaderboard.compute import AGAINST, HARMFUL_METRICS
 from unlearn_bench.train.cost import FORMULA
 
 COLUMNS = ("run", "stage", "wall_s", "tokens", "flops", "peak_rss_mib", "device", "procs")
@@ -61,11 +62,57 @@ def cmd_cost(args: argparse.Namespace) -> int:
     for line in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
     print(f"flops: {FORMULA}; '-' = withheld (LoRA without adapter; eval on vLLM/fake)")
+    if args.out:
+        for path in _write_comparison(args):
+            print(path)
     return 0
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _write_comparison(args: argparse.Namespace) -> list[Path]:
+    """Issue 16's table and figure: each task's metrics against its training compute."""
+    from unlearn_bench.leaderboard.compare import published_dir
+    from unlearn_bench.leaderboard.compute import compute_lines
+    from unlearn_bench.leaderboard.compute_page import papers_for, write_compute
+    from unlearn_bench.leaderboard.tables import rows_by_task
+    from unlearn_bench.runs import find_runs
+
+    records = [r for folder in args.runs for r in find_runs(Path(folder))]
+    by_task = rows_by_task(records, args.task)
+    if not by_task:
+        of_task = f" of task {args.task!r}" if args.task else ""
+        raise UnlearnBenchError(f"no finished runs{of_task} under {', '.join(args.runs)}")
+    metrics, against = _names(args.metrics), _names(args.against)
+    claims = Path(args.published_dir) if args.published_dir else published_dir() / "compute"
+    written: list[Path] = []
+    for task, rows in by_task.items():
+        lines, refs = compute_lines(rows, records, against)
+        papers = papers_for(task, claims)
+        written += write_compute(task, lines, refs, metrics, papers, Path(args.out))
+    return written
 
 
 def add_commands(sub: Any) -> None:
     """Register ``cost`` on the main parser's subparsers."""
     p = sub.add_parser("cost", help="per-stage cost (wall s, tokens, FLOPs, peak RSS) of runs")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run group or run folders")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="also write <task>.compute.md/.json and a figure: metrics against training compute",
+    )
+    p.add_argument("--task", help="with --out: only this task")
+    p.add_argument("--metrics", default=",".join(HARMFUL_METRICS), help="comma-separated")
+    p.add_argument(
+        "--against",
+        default=",".join(AGAINST),
+        help="reference methods (registry name or label) for the %% columns",
+    )
+    p.add_argument(
+        "--published-dir",
+        help="folder of paper compute claims (default: leaderboards/published/compute)",
+    )
     p.set_defaults(func=cmd_cost)
