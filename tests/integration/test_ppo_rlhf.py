@@ -16,6 +16,8 @@ import torch
 import yaml
 from llmu_harmful_fixture import TEMPLATE, run_harmful, write_harmful_data
 
+from unlearn_bench.cli import main
+
 pytest.importorskip("trl.experimental.ppo")
 torch.set_num_threads(1)
 
@@ -116,3 +118,25 @@ def _forget_questions(record, pairs) -> list[str]:
     questions = [r["question"] for r in splits["forget"]]
     assert len(questions) == N_FORGET and set(questions) <= set(pairs)
     return questions
+
+
+def test_compute_comparison_counts_every_phase(finished, tmp_path):
+    """The compute table's RLHF-PPO row is the whole stage: its FLOPs are the sum of the
+    reward-model and PPO phases' (each checked by hand above), named by the phased formula, and
+    it is 100% of itself; DPO has no run here, so no share against it."""
+    from unlearn_bench.train.cost import PHASED_FORMULA
+
+    _, records = finished
+    record = records["ppo_rlhf"]
+    phases = record.header["stage_info"]["cost"]["phases"]
+    out = tmp_path / "lb"
+    assert main(["cost", str(record.root.parent), "--out", str(out)]) == 0
+    rows = {
+        r["method"]: r for r in json.loads((out / "llmu_harmful.compute.json").read_text())["rows"]
+    }
+    ppo = rows["ppo_rlhf"]
+    assert ppo["train_cost"]["flops"] == sum(p["flops"] for p in phases)
+    assert ppo["formula"] == PHASED_FORMULA
+    assert ppo["percent_of"]["ppo_rlhf"]["flops"] == pytest.approx(100.0)
+    assert ppo["percent_of"]["dpo_safe"] == {"flops": None, "wall_s": None}
+    assert "% of dpo_safe (no finished run) FLOPs" in (out / "llmu_harmful.compute.md").read_text()
