@@ -68,15 +68,27 @@ def test_each_method_trained_on_its_parts_with_hand_counted_tokens(
     for method in METHODS:
         cost = headers[method]["stage_info"]["cost"]
         assert cost["steps"] == N_FORGET // 2
-        assert cost["flops"] == 6 * cost["n_total"] * cost["forward_tokens"]
+        n = cost["n_total"]
+        # Every parameter trained: 6N per trained token, 2N per reference (forward-only) token.
+        expected_flops = 6 * n * cost["backward_tokens"] + 2 * n * cost["reference_tokens"]
+        assert cost["flops"] == expected_flops
+        assert cost["forward_only_tokens"] == 0
     forget_prompts = _forget_prompts(finished)
     assert len(forget_prompts) == N_FORGET
     unsafe = sum(_tokens(tokenizer, q, pairs[q][1]) for q in forget_prompts)
     safe = sum(_tokens(tokenizer, q, pairs[q][0]) for q in forget_prompts)
-    assert headers["grad_ascent"]["stage_info"]["cost"]["forward_tokens"] == unsafe
-    # SFT and DPO: the forget part (the unsafe answer) and the safe part, both through the model.
-    assert headers["sft_safe"]["stage_info"]["cost"]["forward_tokens"] == unsafe + safe
-    assert headers["dpo_safe"]["stage_info"]["cost"]["forward_tokens"] == unsafe + safe
+
+    def counts(method: str) -> tuple[int, int, int]:
+        cost = headers[method]["stage_info"]["cost"]
+        return cost["forward_tokens"], cost["backward_tokens"], cost["reference_tokens"]
+
+    # (forward, backward, reference) tokens of the passes each loss makes, counted by hand:
+    # GA runs the unsafe (forget) answers through the trained model only; SFT the safe answers
+    # only (the forget part only names the prompts); DPO both answers through the trained model
+    # and again through the frozen reference model.
+    assert counts("grad_ascent") == (unsafe, unsafe, 0)
+    assert counts("sft_safe") == (safe, safe, 0)
+    assert counts("dpo_safe") == (2 * (unsafe + safe), unsafe + safe, unsafe + safe)
 
 
 def _forget_prompts(finished) -> list[str]:
@@ -104,8 +116,9 @@ def test_cost_command_lists_every_stage(finished, capsys):
 def test_compute_comparison_through_the_cost_command(finished, tiny_model_and_tokenizer, tmp_path):
     """``unlearn-bench cost RUNS --out DIR`` (issue 16): each method's metrics beside its training
     FLOPs, wall seconds and tokens, and its FLOPs as a share of DPO's. Expected shares come from
-    the hand-counted tokens: every method trains all N parameters, so a FLOP ratio is a token
-    ratio (GA: unsafe answers only; SFT and DPO: unsafe and safe)."""
+    the hand-counted tokens: every method trains all N parameters (6N per trained token) and DPO
+    also runs both answers through its frozen reference (2N per token). GA trains the unsafe
+    answers (6N u), SFT the safe ones (6N s), DPO both, plus the reference: 8N (u + s)."""
     runs_dir, pairs, records = finished
     tokenizer = tiny_model_and_tokenizer[1]
     forget = _forget_prompts(finished)
@@ -117,17 +130,19 @@ def test_compute_comparison_through_the_cost_command(finished, tiny_model_and_to
     rows = {r["registry_method"] or r["method"]: r for r in data["rows"]}
     assert set(rows) == {"target", *METHODS}
     assert rows["target"]["train_cost"]["flops"] is None  # the untrained base: no training cost
-    expected = {"grad_ascent": unsafe, "ga_mismatch": None, "sft_safe": unsafe + safe,
-                "dpo_safe": unsafe + safe}  # fmt: skip
-    for method, tokens in expected.items():
+    dpo_units = 8 * (unsafe + safe)  # FLOPs / N
+    # method: (forward tokens, FLOPs / N)
+    expected = {"grad_ascent": (unsafe, 6 * unsafe), "ga_mismatch": None,
+                "sft_safe": (safe, 6 * safe), "dpo_safe": (2 * (unsafe + safe), dpo_units)}  # fmt: skip
+    for method, hand in expected.items():
         row, cost = rows[method], records[method].header["stage_info"]["cost"]
         assert row["train_cost"]["flops"] == cost["flops"]
         assert row["train_cost"]["wall_s"] == cost["wall_s"] > 0
         assert row["percent_of"]["ppo_rlhf"] == {"flops": None, "wall_s": None}  # no PPO run
-        if tokens is not None:
-            assert row["train_cost"]["forward_tokens"] == tokens
+        if hand is not None:
+            assert row["train_cost"]["forward_tokens"] == hand[0]
             share = row["percent_of"]["dpo_safe"]["flops"]
-            assert share == pytest.approx(100 * tokens / (unsafe + safe), rel=1e-12)
+            assert share == pytest.approx(100 * hand[1] / dpo_units, rel=1e-12)
     assert rows["dpo_safe"]["percent_of"]["dpo_safe"]["flops"] == pytest.approx(100.0)
     diversity = records["sft_safe"].results()["llmu_harmful"]["normal/diversity"]["value"]
     assert rows["sft_safe"]["metrics"]["normal/diversity"]["value"] == diversity

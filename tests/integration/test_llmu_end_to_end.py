@@ -155,8 +155,15 @@ def test_every_stage_has_a_cost_and_the_cost_command_prints_it(finished_run, cap
         cost = header["stage_info"]["cost"]
         log = [json.loads(x) for x in (record.root / "train_log.jsonl").read_text().splitlines()]
         assert cost["steps"] == 2 == len(log)
-        assert cost["forward_tokens"] == sum(r["tokens"] for r in log) > 0
-        assert cost["flops"] == 6 * cost["n_total"] * cost["forward_tokens"]
+        # Trained passes 6N per token; the frozen reference's passes (GA+Mismatch's KL term on the
+        # normal part) 2N per token, no backward.
+        trained = sum(r["tokens"] for r in log)
+        reference = sum(r["reference_tokens"] for r in log)
+        assert (reference > 0) == (header["method"]["method"] == "ga_mismatch")
+        assert sum(r["forward_only_tokens"] for r in log) == 0
+        assert (cost["forward_tokens"], cost["backward_tokens"]) == (trained + reference, trained)
+        n = cost["n_total"]
+        assert cost["flops"] == 6 * n * trained + 2 * n * reference
         assert header["stages"]["evaluate"]["cost"]["wall_s"] > 0
     assert main(["cost", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out.splitlines()

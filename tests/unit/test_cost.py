@@ -7,6 +7,9 @@ import torch
 
 from unlearn_bench.cli import main
 from unlearn_bench.train.cost import (
+    TOKEN_COUNT_HOOKED,
+    TOKEN_COUNT_PARTS,
+    TokenTally,
     measured_step_flops,
     parameter_counts,
     train_flops,
@@ -41,6 +44,50 @@ def test_stage_cost_from_a_known_model_and_log(tiny_model_dir, tmp_path):
     assert parameter_counts(stage, r"mlp\.down_proj")[1] == 2 * 32 * 64
     lora = train_stage_cost(stage, "all", lora=True, processes=1)
     assert lora["flops"] is None and "LoRA" in lora["flops_withheld"]
+    assert cost["token_count"] == TOKEN_COUNT_PARTS  # a log from before the hooks says so
+
+
+def test_stage_cost_counts_forward_only_and_reference_passes(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    n = model.num_parameters()
+    stage = tmp_path / "stage"
+    model.save_pretrained(stage)
+    rows = [
+        {"step": 1, "tokens": 5, "forward_only_tokens": 2, "reference_tokens": 5, "elapsed_s": 1},
+        {"step": 2, "tokens": 7, "forward_only_tokens": 0, "reference_tokens": 7, "elapsed_s": 2},
+    ]
+    (stage / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cost = train_stage_cost(stage, "all", lora=False, processes=1)
+    # 12 trained tokens (6N each), 2 forward-only (2N each), 12 through the reference (2N each).
+    assert (cost["forward_tokens"], cost["backward_tokens"]) == (12 + 2 + 12, 12)
+    assert (cost["forward_only_tokens"], cost["reference_tokens"]) == (2, 12)
+    assert cost["flops"] == 6 * n * 12 + 2 * n * 2 + 2 * n * 12
+    assert cost["token_count"] == TOKEN_COUNT_HOOKED
+
+
+def test_token_tally_counts_only_the_passes_inside_active(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir).requires_grad_(False)
+    ids = torch.randint(3, model.config.vocab_size, (2, 4))
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])  # 5 real tokens
+    tally = TokenTally(model, reference)
+    model(input_ids=ids, attention_mask=mask)  # outside active(): bookkeeping, not counted
+    with tally.active():
+        model(input_ids=ids, attention_mask=mask)  # trained: 5
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask)  # forward only: 5
+            reference(input_ids=ids, attention_mask=mask)  # reference: 5
+        reference(input_ids=ids[:1], attention_mask=mask[:1])  # reference: 3
+    assert tally.take() == {"tokens": 5, "forward_only_tokens": 5, "reference_tokens": 8}
+    assert tally.take() == {"tokens": 0, "forward_only_tokens": 0, "reference_tokens": 0}
+    tally.close()
+    with tally.active():
+        model(input_ids=ids, attention_mask=mask)  # hooks removed
+    assert tally.take()["tokens"] == 0
 
 
 def test_estimate_within_tolerance_of_flop_counter(tiny_model_dir):

@@ -13,10 +13,19 @@ FLOP estimate (the usual dense-transformer approximation, attention scores left 
   evaluated model's body (:class:`PositionCounter`; HF backend only) and N its matmul
   parameters.
 
-``tokens`` are the non-pad tokens of every micro-batch of the trained model (the ``tokens``
-column of ``train_log.jsonl``); a frozen reference model's extra forward passes (NPO, KL
-retain terms) are not counted. :func:`measured_step_flops` counts one step with
-``torch.utils.flop_counter.FlopCounterMode`` so the formula's error is known.
+Training tokens are counted where the compute happens: a forward pre-hook on each model's
+transformer body (:class:`TokenTally`) counts the non-pad tokens of every pass the method's loss
+makes, split into passes of the trained model with autograd on (``tokens``: forward and
+backward), without it (``forward_only_tokens``) and of the frozen reference model
+(``reference_tokens``: NPO, DPO, KL retain terms); each is a column of ``train_log.jsonl``.
+A part of the batch that the loss never runs through a model costs nothing, and the collapse
+check's own pass (run only for a method that never runs the forget part) is bookkeeping, not
+the method's, so it is left out. Training FLOPs are
+``(4 N_total + 2 N_trained) tokens + 2 N_total forward_only_tokens + 2 N_ref reference_tokens``,
+N_ref the start model's parameters. Logs written before the hooks (no ``forward_only_tokens``
+column) counted every batch part's tokens as trained; their records say so.
+:func:`measured_step_flops` counts one step with ``torch.utils.flop_counter.FlopCounterMode``
+so the formula's error is known.
 """
 
 from __future__ import annotations
@@ -26,12 +35,23 @@ import re
 import resource
 import struct
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from unlearn_bench.paths import read_json, read_jsonl
 
-FORMULA = "train: (4*N_total + 2*N_trained)*tokens (= 6*N*tokens, all trained); eval: 2*N*tokens"
+FORMULA = (
+    "train: (4*N_total + 2*N_trained)*tokens + 2*N_total*forward_only_tokens"
+    " + 2*N_ref*reference_tokens (= 6*N*tokens with every parameter trained and no other pass);"
+    " eval: 2*N*tokens"
+)
+TOKEN_COUNT_HOOKED = "non-pad tokens of each pass the method's loss makes (forward pre-hooks)"
+TOKEN_COUNT_PARTS = (
+    "every batch part's non-pad tokens, counted as trained (logs from before the hooks: "
+    "reference passes missing, unused parts included)"
+)
 #: A stage with several models (RLHF: policy, reference, reward, value) writes its counts here.
 PHASES_FILE = "cost_phases.json"
 PHASED_FORMULA = "per model and phase: 2*N per forward-only token + 6*N per trained token"
@@ -115,15 +135,26 @@ def train_stage_cost(
     if (model_dir / PHASES_FILE).is_file():
         return _phased_cost(model_dir, rows, processes)
     tokens = sum(int(r.get("tokens", 0)) for r in rows)
+    forward_only = sum(int(r.get("forward_only_tokens", 0)) for r in rows)
+    reference = sum(int(r.get("reference_tokens", 0)) for r in rows)
     counts = lora_parameter_counts(model_dir, trainable) if lora else None
     n_total, n_trained = counts or parameter_counts(model_dir, trainable)
+    n_ref = parameter_counts(model_dir, None)[0]  # the start model's size (LoRA: without adapters)
     device, gpu_peak = _device_memory()
     known = counts is not None or not lora
+    flops = (
+        train_flops(n_total, n_trained, tokens)
+        + inference_flops(n_total, forward_only)
+        + inference_flops(n_ref, reference)
+    )
+    hooked = any("forward_only_tokens" in r for r in rows)
     cost: dict[str, Any] = {
         "wall_s": float(rows[-1]["elapsed_s"]) if rows else 0.0, "steps": len(rows),
-        "forward_tokens": tokens, "backward_tokens": tokens, "n_total": n_total,
-        "n_trained": n_trained if known else None, "formula": FORMULA,
-        "flops": train_flops(n_total, n_trained, tokens) if known else None,
+        "forward_tokens": tokens + forward_only + reference, "backward_tokens": tokens,
+        "forward_only_tokens": forward_only, "reference_tokens": reference,
+        "n_total": n_total, "n_trained": n_trained if known else None, "formula": FORMULA,
+        "flops": flops if known else None,
+        "token_count": TOKEN_COUNT_HOOKED if hooked or not rows else TOKEN_COUNT_PARTS,
         "peak_rss_bytes": peak_rss_bytes(), "gpu_peak_bytes": gpu_peak, "device": device,
         "processes": processes,
     }  # fmt: skip
@@ -234,3 +265,65 @@ def measured_step_flops(model: Any, input_ids: Any, attention_mask: Any) -> int:
         out = model(input_ids=input_ids, attention_mask=attention_mask, labels=input_ids)
         out.loss.backward()
     return int(counter.get_total_flops())
+
+
+class TokenTally:
+    """Non-pad tokens through the trained model (with / without autograd) and the reference.
+
+    Forward pre-hooks on each model's transformer body count only while :meth:`active` is
+    entered (around the method's loss), so bookkeeping passes are left out. :meth:`take`
+    returns the counts since the last call, as ``train_log.jsonl`` columns.
+    """
+
+    def __init__(self, trained: Any, reference: Any | None = None) -> None:
+        self.counts = {"tokens": 0, "forward_only_tokens": 0, "reference_tokens": 0}
+        self.on = False
+        self.handles = [_count_hook(trained, self._trained)]
+        if reference is not None:
+            self.handles.append(_count_hook(reference, self._reference))
+
+    def _trained(self, n: int, grad: bool) -> None:
+        if self.on:
+            self.counts["tokens" if grad else "forward_only_tokens"] += n
+
+    def _reference(self, n: int, grad: bool) -> None:
+        if self.on:
+            self.counts["reference_tokens"] += n
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Count the passes made inside this block."""
+        self.on = True
+        try:
+            yield
+        finally:
+            self.on = False
+
+    def take(self) -> dict[str, int]:
+        """The counts since the last call; resets them."""
+        out, self.counts = self.counts, dict.fromkeys(self.counts, 0)
+        return out
+
+    def close(self) -> None:
+        """Remove the hooks."""
+        for handle in self.handles:
+            handle.remove()
+
+
+def _count_hook(model: Any, add: Callable[[int, bool], None]) -> Any:
+    """A pre-hook on ``model``'s body calling ``add(non-pad tokens, autograd on)`` per pass."""
+    import torch
+
+    body = getattr(model, model.base_model_prefix, model)
+
+    def count(_module: Any, args: tuple, kwargs: dict) -> None:
+        mask = kwargs.get("attention_mask")
+        if mask is not None and mask.dim() == 2:
+            n = int(mask.sum())
+        else:
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            shape = ids.shape if ids is not None else kwargs["inputs_embeds"].shape[:2]
+            n = int(shape[0] * shape[1])
+        add(n, torch.is_grad_enabled())
+
+    return body.register_forward_pre_hook(count, with_kwargs=True)

@@ -146,7 +146,9 @@ class _Loop:
     def step(self, step: int, source: BatchSource, loss_fn: LossFn) -> dict[str, Any]:
         """One optimiser step over this process's micro-batches; returns the log row."""
         acc, logs_fn = self.acc, self.hooks["step_logs"]
-        losses, logs, tokens = [], [], 0
+        count_fn = self.hooks["count_tokens"]
+        losses, logs = [], []
+        tokens: dict[str, int] = {}
         for batch in source.step(self.cfg.grad_accum * self.world, self.slots):
             with acc.accumulate(self.model):
                 batch = batch.to(acc.device)
@@ -162,14 +164,21 @@ class _Loop:
                 self.optimizer.zero_grad()
             losses.append(float(loss.detach()))
             logs.append(dict(logs_fn()) if logs_fn else {})
-            tokens += sum(int(p.attention_mask.sum()) for p in batch.parts.values())
+            # Without a counter (finetuning: one part, all trained) every part's tokens count.
+            counted = count_fn(batch) if count_fn else {"tokens": batch_tokens(batch)}
+            for key, n in counted.items():
+                tokens[key] = tokens.get(key, 0) + n
         lr = self.scheduler.get_last_lr()[0]  # the rate this step used
         self.scheduler.step()
         values = {k: sum(r[k] for r in logs) / len(logs) for k in logs[0]}
-        values = {"loss": sum(losses) / len(losses), **values, "tokens": float(tokens)}
+        values = {"loss": sum(losses) / len(losses), **values}
+        values.update({f"count/{k}": float(n) for k, n in tokens.items()})
         values = _mean_over_processes(acc, values)
-        n_tokens = round(values.pop("tokens") * self.world)  # the whole step's non-pad tokens
-        return {"step": step, **values, **standard_losses(values), "lr": lr, "tokens": n_tokens}
+        # The whole step's tokens: each process's mean times the processes.
+        counts = {
+            k[6:]: round(values.pop(k) * self.world) for k in list(values) if k[:6] == "count/"
+        }
+        return {"step": step, **values, **standard_losses(values), "lr": lr, **counts}
 
     def evaluate(self, step: int, row: dict[str, Any]) -> str | None:
         """Probe, let the controller decide, keep a best snapshot; returns a stop reason."""
@@ -196,6 +205,7 @@ def train(
     probe: Probe | None = None,
     rebuild: Callable[[], torch.nn.Module] | None = None,
     export: Callable[[torch.nn.Module, Path], None] | None = None,
+    count_tokens: Callable[[UnlearnBatch], dict[str, int]] | None = None,
 ) -> TrainResult:
     """Run ``steps`` optimiser steps of ``loss_fn``; logs go to ``out_dir/train_log.jsonl``.
 
@@ -203,9 +213,12 @@ def train(
     keep the best snapshot and stop early as the controller decides. ``rebuild`` makes a fresh
     full model (needed only when parameters are sharded: FSDP, ZeRO-3); ``export`` writes a
     complete model directory (used for the last good snapshot when the loss goes non-finite).
+    ``count_tokens(batch)``: the tokens each micro-batch cost, as log columns (train/cost.py's
+    ``TokenTally.take``); without it, the non-pad tokens of every batch part.
     """
     loop = _Loop(model, cfg, out_dir, seed=seed, desc=desc, step_logs=step_logs,
-                 controller=controller, probe=probe, rebuild=rebuild, export=export)  # fmt: skip
+                 controller=controller, probe=probe, rebuild=rebuild, export=export,
+                 count_tokens=count_tokens)  # fmt: skip
     every = controller.config.eval_every if controller and probe else None
     main = loop.acc.is_main_process
     log = (out_dir / "train_log.jsonl").open("a") if main else None
@@ -233,3 +246,8 @@ def train(
     final = loop.snaps.final_model(best_step=best)
     final.eval()
     return TrainResult(final, done, stop_reason, best)
+
+
+def batch_tokens(batch: UnlearnBatch) -> int:
+    """Non-pad tokens of every part of a micro-batch."""
+    return sum(int(p.attention_mask.sum()) for p in batch.parts.values())

@@ -37,6 +37,7 @@ from unlearn_bench.train.checkpointing import (
 )
 from unlearn_bench.train.collapse_watch import ForgetWatch
 from unlearn_bench.train.controls import Controller, probe
+from unlearn_bench.train.cost import TokenTally
 from unlearn_bench.train.distributed import barrier, is_main_process, world_size
 from unlearn_bench.train.loop import (
     BatchSource,
@@ -322,12 +323,13 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
 
         watched: dict[str, float] = {}
         watch = ForgetWatch()  # collapse signals from the method's own forward on the forget part
+        tally = TokenTally(model, reference)  # what the method's own passes cost (train/cost.py)
 
         def loss_fn(m: Any, batch: UnlearnBatch) -> Any:
             device = batch["forget"].input_ids.device
             if reference is not None and next(reference.parameters()).device != device:
                 reference.to(device)  # once: the frozen copy follows the trained model's device
-            with watch.capture(m, batch["forget"]):
+            with watch.capture(m, batch["forget"]), tally.active():
                 loss = method.loss(m, batch)
             watched.update(watch.stats(m, batch["forget"]))
             return loss
@@ -341,7 +343,9 @@ def unlearn(inputs: StageInputs, ucfg: UnlearnConfig) -> Checkpoint:
             probe=lambda m: probe(m, probe_parts),
             rebuild=lambda: _trainable(start, ucfg, trust_remote_code, seed, pattern, pickle)[0],
             export=lambda m, out: export_model(m, tokenizer, out),
+            count_tokens=lambda _batch: tally.take(),
         )  # fmt: skip
+        tally.close()
         if is_main_process():
             summary: dict[str, Any] = {"steps": result.steps, "stop_reason": result.stop_reason}
             if controller is not None:
