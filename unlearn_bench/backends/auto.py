@@ -10,10 +10,22 @@ no GPU was at hand). Requests for full-vocabulary statistics or gradients, and a
 images, always go to HF (loaded only when first needed). Without vLLM every request goes to HF.
 The identity names both engines and this rule; the capabilities are HF's, because HF backs
 every request vLLM cannot serve.
+
+``auto`` is the default backend. Whether vLLM takes part is decided when the backend is built,
+before its identity is read, so a response is never filed under an engine that did not compute
+it: HF alone when vLLM is not installed, when ``UNLEARN_BENCH_NO_VLLM=1`` is set, when the model
+folder holds only pickle weights (read by HF's checked loader only) or when vLLM has no
+implementation of the model's architecture. The engine starts when the backend is built; if it
+fails, HF computes everything and the failure is printed. ``routing`` says which rule applied
+and the run header records it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from unlearn_bench.backends.base import (
@@ -25,7 +37,9 @@ from unlearn_bench.backends.base import (
     TokenScores,
 )
 from unlearn_bench.backends.vllm_engine import vllm_available
+from unlearn_bench.errors import UnlearnBenchError
 
+NO_VLLM_ENV = "UNLEARN_BENCH_NO_VLLM"
 ROUTING_CPU = "generate: vllm; logprobs and images: hf"
 ROUTING_GPU = (
     "generate and plain logprobs: vllm; logprobs with vocab_stats or grad_norm, and images: hf"
@@ -49,21 +63,27 @@ class AutoBackend:
         revision: str | None = None,
         vllm: Any = None,
         progress: bool = True,
+        allow_pickle: bool = False,
     ) -> None:
         self._hf_kwargs: dict[str, Any] = {
             "device": device, "dtype": dtype, "batch_size": batch_size,
             "trust_remote_code": trust_remote_code, "revision": revision, "progress": progress,
+            "allow_pickle": allow_pickle,
         }  # fmt: skip
         self.model = model
         self.fast: Any = None
         self._hf: Any = None
-        if vllm_available():
+        hf_only = why_hf_only(model, revision, trust_remote_code)
+        if hf_only is None:
             from unlearn_bench.backends.vllm import VLLMBackend
 
             self.fast = VLLMBackend(
                 model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                 revision=revision, vllm=vllm, progress=progress,
             )  # fmt: skip
+            hf_only = self._start_fast()
+        on_cpu = self._on_cpu
+        self.routing = f"all: hf ({hf_only})" if hf_only else ROUTING_CPU if on_cpu else ROUTING_GPU
         self._identity: dict[str, Any] | None = None
 
     @property
@@ -74,6 +94,29 @@ class AutoBackend:
 
             self._hf = HFBackend(self.model, **self._hf_kwargs)
         return self._hf
+
+    def _start_fast(self) -> str | None:
+        """Start the vLLM engine now, before any identity is read; on failure, HF alone.
+
+        Deciding here keeps the cache honest: every answer is filed under the engines that
+        computed it. The failure is printed and recorded in ``routing``, never hidden.
+        """
+        try:
+            self.fast._engine()
+            # One token through the engine: some failures (a head size vLLM's CPU attention
+            # lacks) show only on the first forward pass, and must show before routing is fixed.
+            self.fast._run([{"prompt_token_ids": [0]}], _one_token(), "warm-up")
+            self.fast.stats.forward_batches = 0
+        except UnlearnBenchError as exc:
+            self.fast.close()
+            self.fast = None
+            print(f"backend auto: {exc}; HF computes everything instead", file=sys.stderr)
+            return f"vLLM engine failed to start: {exc}"
+        return None
+
+    def sole_hf(self) -> Any:
+        """The HF backend when it answers every request (no vLLM), else None."""
+        return self.hf if self.fast is None else None
 
     @property
     def stats(self) -> BackendStats:
@@ -87,6 +130,8 @@ class AutoBackend:
             total.generated_requests += part.stats.generated_requests
             for key, value in part.stats.extra.items():
                 total.extra[key] = total.extra.get(key, 0) + value
+            for phase, seconds in part.stats.seconds.items():
+                total.seconds[phase] = total.seconds.get(phase, 0.0) + seconds
         return total
 
     def identity(self) -> dict[str, Any]:
@@ -105,7 +150,7 @@ class AutoBackend:
                 self._identity = {
                     **self.fast.identity(),
                     "backend": "auto",
-                    "routing": ROUTING_CPU if self._on_cpu else ROUTING_GPU,
+                    "routing": self.routing,
                     "hf_backend_version": f"transformers {transformers.__version__}",
                     "hf_dtype": str(hf_dtype).replace("torch.", ""),
                 }
@@ -168,3 +213,41 @@ class AutoBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _one_token() -> Any:
+    from vllm import SamplingParams
+
+    return SamplingParams(max_tokens=1, temperature=0.0, detokenize=False)
+
+
+def why_hf_only(model: str, revision: str | None, trust_remote_code: bool) -> str | None:
+    """Why ``auto`` must leave vLLM out for ``model``, or None when vLLM takes part."""
+    if os.environ.get(NO_VLLM_ENV) == "1":
+        return f"{NO_VLLM_ENV}=1"
+    if not vllm_available():
+        return "vLLM is not installed"
+    from unlearn_bench.backends.hf import pickle_only
+    from unlearn_bench.models import resolve_model
+
+    resolved = resolve_model(model, revision)
+    if pickle_only(resolved.load_path):
+        return "pickle-only weights: HF's checked loader reads them"
+    adapter = Path(resolved.load_path) / "adapter_config.json"
+    if adapter.is_file():  # a LoRA adapter: the architecture is its base model's
+        base = json.loads(adapter.read_text()).get("base_model_name_or_path") or ""
+        resolved = resolve_model(base, revision)
+    from transformers import AutoConfig
+
+    archs = (
+        AutoConfig.from_pretrained(
+            resolved.load_path, revision=resolved.revision, trust_remote_code=trust_remote_code
+        ).architectures
+        or []
+    )
+    from vllm.model_executor.models import ModelRegistry
+
+    unsupported = sorted(set(archs) - set(ModelRegistry.get_supported_archs()))
+    if unsupported or not archs:
+        return f"vLLM has no implementation of {', '.join(unsupported) or 'this model'}"
+    return None

@@ -7,6 +7,9 @@ scores the continuation's tokens only.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -122,6 +125,19 @@ class BackendStats:
     scored_requests: int = 0
     generated_requests: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+    # Wall seconds per phase (load, engine_start, logprobs, grad_norms, generate): the run
+    # record's evaluation breakdown, so a benchmark reads where the time went from the record.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the wall time of the ``with`` body to ``seconds[phase]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
 
 
 BACKENDS: Registry[Any] = Registry("backend", indexed=True)

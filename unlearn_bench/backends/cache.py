@@ -159,6 +159,11 @@ class CachedBackend:
         """The wrapped backend's counters (a fresh one if it keeps none)."""
         return getattr(self.inner, "stats", BackendStats())
 
+    @property
+    def routing(self) -> str | None:
+        """The wrapped backend's routing rule (backend ``auto``), if it has one."""
+        return getattr(self.inner, "routing", None)
+
     def identity(self) -> dict[str, Any]:
         """The wrapped backend's identity (which is part of every cache key)."""
         return self.inner.identity()

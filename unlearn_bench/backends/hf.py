@@ -198,6 +198,23 @@ class HFBackend:
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.processor: Any = None  # set for vision-language models
+        self.stats = BackendStats()
+        with self.stats.timed("load"):
+            self._load(model_object, tokenizer_object, trust_remote_code, allow_pickle)
+        self.batch_size = batch_size
+        self.max_length = min(
+            max_length, getattr(self.model.config, "max_position_embeddings", max_length)
+        )
+        self.progress = progress
+        # Score continuations that share a context on one KV cache (see hf_scoring); kept on
+        # because bench/bench_tofu_eval.py measured it faster on CPU, and off where unsupported.
+        self.share_prefix = share_prefix and hf_scoring.can_share_prefix(self.model)
+        self._identity: dict[str, Any] | None = None
+
+    def _load(
+        self, model_object: Any, tokenizer_object: Any, trust_remote_code: bool, allow_pickle: bool
+    ) -> None:
+        """The model and tokenizer (or processor): given objects, a vision model or a causal LM."""
         if model_object is not None:
             self.model, self.tokenizer = model_object.eval(), tokenizer_object
         elif hf_vision.is_vision_language(
@@ -215,16 +232,6 @@ class HFBackend:
             self.model, self.tokenizer = load_model_and_tokenizer(
                 self.resolved, self.device, self.dtype, trust_remote_code, allow_pickle
             )
-        self.batch_size = batch_size
-        self.max_length = min(
-            max_length, getattr(self.model.config, "max_position_embeddings", max_length)
-        )
-        self.progress = progress
-        # Score continuations that share a context on one KV cache (see hf_scoring); kept on
-        # because bench/bench_tofu_eval.py measured it faster on CPU, and off where unsupported.
-        self.share_prefix = share_prefix and hf_scoring.can_share_prefix(self.model)
-        self.stats = BackendStats()
-        self._identity: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
         """Backend, model source, weights hash, dtype and library versions (computed once)."""
@@ -306,18 +313,20 @@ class HFBackend:
             by_context.setdefault(tuple(encoded[i][0]), []).append(i)
         shared = [members for members in by_context.values() if len(members) > 1]
         in_shared = {i for members in shared for i in members}
-        self._score_plain([i for i in rest if i not in in_shared], encoded, requests, results)
-        self._score_shared(shared, encoded, requests, results)
+        with self.stats.timed("logprobs"):
+            self._score_plain([i for i in rest if i not in in_shared], encoded, requests, results)
+            self._score_shared(shared, encoded, requests, results)
         with_grad = [i for i, req in enumerate(requests) if req.grad_norm]
         # One forward and backward pass each (a per-example gradient norm): minutes on a full
         # suite, so it gets its own progress bar.
-        for i in tqdm(
-            with_grad, desc="gradient norms", disable=not self.progress or len(with_grad) < 4
-        ):
-            results[i] = hf_scoring.score_with_grad(
-                self.model, encoded[i], requests[i].vocab_stats, self.device
-            )
-            self.stats.forward_batches += 1
+        with self.stats.timed("grad_norms"):
+            for i in tqdm(
+                with_grad, desc="gradient norms", disable=not self.progress or len(with_grad) < 4
+            ):
+                results[i] = hf_scoring.score_with_grad(
+                    self.model, encoded[i], requests[i].vocab_stats, self.device
+                )
+                self.stats.forward_batches += 1
         self.stats.scored_requests += len(requests)
         return [r for r in results if r is not None]
 
@@ -375,6 +384,10 @@ class HFBackend:
     # --- generation ------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
         """Greedy or sampled completions, batched by length and sampling settings."""
+        with self.stats.timed("generate"):
+            return self._generate(requests)
+
+    def _generate(self, requests: list[GenerateRequest]) -> list[str]:
         results: list[str] = [""] * len(requests)
         encoded = [self._encode(r.prompt, r.add_special_tokens) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: -len(encoded[i]))

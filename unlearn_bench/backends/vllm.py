@@ -147,7 +147,8 @@ class VLLMBackend:
 
     def _engine(self) -> Any:
         if self._llm is None:
-            self._llm, self._log_path = engine.start_engine(self.engine_spec(), self.on_cpu)
+            with self.stats.timed("engine_start"):
+                self._llm, self._log_path = engine.start_engine(self.engine_spec(), self.on_cpu)
         return self._llm
 
     def _lora_request(self) -> Any:
@@ -295,7 +296,8 @@ class VLLMBackend:
     def _run(self, prompts: list[Any], params: Any, what: str) -> list[Any]:
         """One engine call over every request (vLLM batches them); errors become one line."""
         llm = self._engine()
-        with engine.watch_interrupts() as watch:
+        phase = {"scoring": "logprobs", "generation": "generate"}.get(what, "engine_start")
+        with engine.watch_interrupts() as watch, self.stats.timed(phase):
             try:
                 outputs = llm.generate(
                     prompts,

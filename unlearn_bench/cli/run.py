@@ -133,7 +133,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", help="task name or path to a task YAML")
     p.add_argument("--model", help="HF hub id, local directory or 'smollm2-135m'")
     p.add_argument(
-        "--backend", help="hf (default), vllm, auto (vLLM for generation, HF for the rest) or fake"
+        "--backend",
+        help="auto (default: vLLM generates where installed, HF scores), hf, vllm or fake",
     )
     p.add_argument("--run-id", help="group folder name under --runs-dir (resumes if unfinished)")
     p.add_argument("--runs-dir", help="where run records go (default: runs)")

@@ -183,10 +183,14 @@ def _phased_cost(model_dir: Path, rows: list[dict[str, Any]], processes: int) ->
 def eval_counter(backend: Any) -> PositionCounter | None:
     """A token counter on the evaluated model, when the backend holds it in this process.
 
-    The HF backend does (behind the response cache too); vLLM runs its own engine and the fake
-    backend has no model, so their evaluation FLOPs are withheld.
+    The HF backend does (behind the response cache too), and so does ``auto`` without vLLM;
+    vLLM runs its own engine and the fake backend has no model, so their evaluation FLOPs (and
+    auto's when vLLM takes part) are withheld.
     """
-    model = getattr(getattr(backend, "inner", backend), "model", None)
+    inner = getattr(backend, "inner", backend)
+    if hasattr(inner, "sole_hf"):  # backend auto: counted only when HF makes every pass
+        inner = inner.sole_hf()
+    model = getattr(inner, "model", None)
     if model is None or not hasattr(model, "base_model_prefix"):
         return None
     return PositionCounter(model)
