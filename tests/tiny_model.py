@@ -75,18 +75,18 @@ def build_tiny_model_dir(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def build_vllm_tiny_model(path: Path) -> Path:
+def build_vllm_tiny_model(path: Path, seed: int = 0, tied: bool = True) -> Path:
     """Like tests/tiny_model.py, with head_dim 64: vLLM's CPU attention kernels need it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, head_dim=64, max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=tied,
     )  # fmt: skip
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -449,8 +449,11 @@ def run_protocol(
             atomic_write_json(
                 p.group_dir / "GROUP.json", {"status": "running", "config": config.to_dict()}
             )
+        from unlearn_bench.backends.vllm_pool import shared_engines
+
         try:
-            return _run_group(p, timer)
+            with shared_engines():  # one vLLM engine for all the run's models (issue 19)
+                return _run_group(p, timer)
         except Exception as exc:
             # Never left "running" forever: the group and its open records say failed, and why.
             _mark_failed(p, f"{type(exc).__name__}: {exc}")

@@ -9,13 +9,16 @@ as the HF backend, so the two can be compared token for token.
 
 The engine starts lazily, on the first request that misses the response cache: a rerun whose
 responses are all cached never starts it. ``close()`` (or leaving a ``with`` block) stops the
-engine processes, also after an error or Ctrl-C. vLLM cannot give full-vocabulary statistics or
-gradients, so its capabilities leave out ``vocab_stats`` and ``grad`` (backend ``auto`` sends
-those requests to HF).
+engine processes, also after an error or Ctrl-C. Inside ``vllm_pool.shared_engines()`` (the
+runner opens it for a whole run) backends share one engine instead: the next model of the same
+architecture and tokenizer gets it with its weights swapped in (``vllm_pool.py``). vLLM cannot
+give full-vocabulary statistics or gradients, so its capabilities leave out ``vocab_stats`` and
+``grad`` (backend ``auto`` sends those requests to HF).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,14 @@ from unlearn_bench.backends.base import (
     apply_stops,
     render_chat,
 )
+from unlearn_bench.backends.vllm_pool import POOL
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.models import resolve_model, tokenizer_hash, weights_hash
+
+_USERS = itertools.count(1)  # tells the engine pool which backend used its engine last
+# vLLM caches a LoRA adapter by its integer id: one id per adapter (folder and contents) in this
+# process, so an engine shared by several backends never applies a stale adapter.
+_LORA_IDS: dict[tuple[str, str], int] = {}
 
 
 @BACKENDS.register("vllm")
@@ -76,6 +85,8 @@ class VLLMBackend:
         self._llm: Any = None
         self._log_path: Path | None = None
         self._identity: dict[str, Any] | None = None
+        self._user = next(_USERS)
+        self._tokenizer_sha: str | None = None
 
     # --- set-up ----------------------------------------------------------------------------
     def _resolve(self, model: str, revision: str | None) -> None:
@@ -146,17 +157,38 @@ class VLLMBackend:
         )
 
     def _engine(self) -> Any:
+        """The backend's engine: its own, or inside ``shared_engines()`` the run's shared one."""
+        if POOL.active and self._llm is None:
+            if self._tokenizer_sha is None:
+                self._tokenizer_sha = tokenizer_hash(self.tokenizer)
+            lease = POOL.acquire(self.engine_spec(), self._tokenizer_sha, self.on_cpu, self._user)
+            self._log_path = lease.log_path
+            self._count(lease.event, lease.seconds)
+            return lease.llm
         if self._llm is None:
             with self.stats.timed("engine_start"):
                 self._llm, self._log_path = engine.start_engine(self.engine_spec(), self.on_cpu)
+            self._count("started", 0.0)
         return self._llm
+
+    def _count(self, event: str | None, seconds: float) -> None:
+        """Engine starts, swaps and reuses in the stats (never in the identity: same answers)."""
+        if event is None:
+            return
+        extra, phases = self.stats.extra, self.stats.seconds
+        extra[f"vllm_engine_{event}"] = extra.get(f"vllm_engine_{event}", 0) + 1
+        phase = {"swapped": "engine_swap", "started": "engine_start", "restarted": "engine_start"}
+        if seconds and event in phase:
+            phases[phase[event]] = phases.get(phase[event], 0.0) + seconds
 
     def _lora_request(self) -> Any:
         if self.adapter is None:
             return None
         from vllm.lora.request import LoRARequest
 
-        return LoRARequest("adapter", 1, str(self.adapter))
+        key = (str(self.adapter), str(self.identity()["adapter_sha256"]))
+        lora_id = _LORA_IDS.setdefault(key, len(_LORA_IDS) + 1)
+        return LoRARequest(f"adapter-{lora_id}", lora_id, str(self.adapter))
 
     # --- protocol --------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -306,25 +338,31 @@ class VLLMBackend:
                     lora_request=self._lora_request(),
                 )
             except KeyboardInterrupt:
-                self.close()
+                self._drop()
                 raise
             except ValueError as exc:  # refused in the frontend (the engine is still fine)
                 raise UnlearnBenchError(f"vLLM refused a {what} request: {exc}") from None
             except Exception as exc:  # the engine died: out of memory, a worker crash, Ctrl-C
                 if watch.interrupted:  # Ctrl-C stopped the engine first: report the interrupt
-                    self.close()
+                    self._drop()
                     raise KeyboardInterrupt from None
                 error = engine.explain(f"engine failed during {what}", exc, self._log_path)
-                self.close()
+                self._drop()
                 raise error from None
         self.stats.forward_batches += 1
         return list(outputs)
 
     def close(self) -> None:
-        """Stop the engine (idempotent); the backend restarts it if used again."""
+        """Stop this backend's own engine (idempotent); a shared one stays for the next model."""
         llm, self._llm = self._llm, None
         if llm is not None:
             engine.shutdown_engine(llm)
+
+    def _drop(self) -> None:
+        """After an engine failure: stop whichever engine served this backend."""
+        if self._llm is None and POOL.active:
+            POOL.discard()
+        self.close()
 
     def __enter__(self) -> VLLMBackend:
         return self

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unlearn_bench.backends.vllm_worker import EXTENSION as SWAP_EXTENSION
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.paths import cache_dir
 
@@ -234,6 +235,8 @@ def engine_kwargs(spec: EngineSpec) -> dict[str, Any]:
         "gpu_memory_utilization": spec.gpu_memory_utilization,
         "enforce_eager": spec.enforce_eager,
         "enable_prefix_caching": spec.enable_prefix_caching,
+        # Adds the weight swap (vllm_pool.py) to the workers; it changes nothing else.
+        "worker_extension_cls": SWAP_EXTENSION,
     }
     if spec.data_parallel_size != 1:
         kwargs["data_parallel_size"] = spec.data_parallel_size

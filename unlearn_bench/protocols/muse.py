@@ -21,6 +21,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from unlearn_bench.backends.vllm_pool import shared_engines
 from unlearn_bench.config import RunConfig
 from unlearn_bench.data.unavailable import UnavailableSplit
 from unlearn_bench.errors import UnlearnBenchError
@@ -123,8 +124,9 @@ def run_muse_protocol(
                 subjects.append(_protocol_subject(p, protocol, step, split, ucfg, ckpt))
                 if protocol == "sustainability":
                     start = str(ckpt.path)  # the next request starts from this unlearned model
-        for subject in subjects:
-            evaluate_subject(p, subject, timer)
+        with shared_engines():  # one vLLM engine for all the protocol's models (issue 19)
+            for subject in subjects:
+                evaluate_subject(p, subject, timer)
         records = [s.record for s in subjects if s.record is not None]
         with timer.stage("score"):
             reference = reference_for(p, subjects)
