@@ -98,8 +98,11 @@ check: setup
 	$(BIN)/ruff format --check unlearn_bench tests
 	$(BIN)/mypy unlearn_bench
 
+# Every benchmark, or those named: make bench BENCH=tofu_suite. The whole-suite one takes hours
+# with backend hf; BENCH_SUITE=tofu_forget01:default,... picks its cases (bench/bench_tofu_suite.py).
+BENCH ?=
 bench: setup
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH)
 
 leaderboards: setup
 	$(BIN)/unlearn-bench leaderboard --runs-dir runs --out leaderboards
