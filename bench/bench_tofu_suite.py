@@ -10,6 +10,7 @@ second run is reported beside the first, never over it.
 
     BENCH_SUITE=tofu_forget01:auto,tofu_forget10:auto python -m bench.run tofu_suite
 
+``BENCH_LIMIT=N`` cuts every set to N items (a smoke check; recorded in the command).
 ``BENCH_SUITE`` picks cases (default: forget01 and forget10 with ``hf`` and the default
 backend; hf takes hours). ``vllm`` alone cannot run TOFU (it has no vocabulary statistics or
 gradients): such a case is recorded as not applicable, with the reason.
@@ -50,6 +51,8 @@ def run_case(task: str, backend: str) -> dict:
         ]  # fmt: skip
         if backend != "default":
             argv += ["--backend", backend]
+        if os.environ.get("BENCH_LIMIT"):  # a smoke check of the harness, not a suite
+            argv += ["--limit", os.environ["BENCH_LIMIT"]]
         start = time.perf_counter()
         subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
@@ -79,7 +82,8 @@ def run() -> dict:
     for task, backend in cases:
         print(f"    {task} {backend}", flush=True)
         result = run_case(task, backend)
-        key = f"{task}:{backend}"
+        limit = os.environ.get("BENCH_LIMIT")
+        key = f"{task}:{backend}" + (f":limit{limit}" if limit else "")  # never mixed with whole
         entry = previous.setdefault(key, {"runs": []})
         if "not_applicable" in result:
             entry.update(result)
@@ -87,7 +91,7 @@ def run() -> dict:
             continue
         entry["runs"].append(result)
         walls = [r["wall_s"] for r in entry["runs"]]
-        if task == "tofu_forget01":
+        if task == "tofu_forget01" and not limit:
             entry["speedup_vs_open_unlearning"] = [
                 round(OPEN_UNLEARNING_FORGET01_S / w, 2) for w in walls
             ]
