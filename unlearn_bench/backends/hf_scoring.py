@@ -165,13 +165,23 @@ def score_with_grad(model: Any, item: Item, vocab_stats: bool, device: torch.dev
         raise UnlearnBenchError("GradNorm needs trainable parameters; the model has none")
     model.zero_grad(set_to_none=True)
     ids = torch.tensor([ctx + cont], device=device)
+    # The LM head (a fifth of SmolLM2's weights) runs, forward and backward, only on the
+    # positions that predict the continuation; the prompt's rows add nothing to the loss.
+    keep = {"logits_to_keep": len(cont) + 1} if supports_logits_to_keep(model) else {}
     with torch.enable_grad():
-        logits = model(input_ids=ids).logits[0, len(ctx) - 1 : len(ctx) - 1 + len(cont)]
+        out = model(input_ids=ids, **keep).logits[0]
+        start = len(ctx) - 1 - (ids.shape[1] - out.shape[0])  # 0 when the head was cut
+        logits = out[start : start + len(cont)]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         target = torch.tensor(cont, device=device)
         nll = -logprobs.gather(-1, target.unsqueeze(-1)).mean()
         nll.backward()
-    norms = [p.grad.detach().double().norm(2).item() for p in params if p.grad is not None]
+    # float64 norms without a float64 copy of every gradient (the same numbers, less memory).
+    norms = [
+        torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64).item()
+        for p in params
+        if p.grad is not None
+    ]
     model.zero_grad(set_to_none=True)
     scores = scores_from_logits(logits.detach(), cont, vocab_stats)
     return TokenScores(
