@@ -69,6 +69,17 @@ def rows(checkpoint: Path) -> list[dict]:
     return [json.loads(x) for x in (checkpoint / "train_log.jsonl").read_text().splitlines()]
 
 
+def assert_same_log(multi_rows: list[dict], accum_rows: list[dict]) -> None:
+    """3 rows written once (main process), losses averaged over processes, whole-batch tokens."""
+    assert [r["step"] for r in multi_rows] == [1, 2, 3]
+    for mine, theirs in zip(multi_rows, accum_rows, strict=True):
+        for key in ("loss", "forget_loss", "retain_loss", "eval/retain_prob"):
+            if key in theirs:
+                assert mine[key] == pytest.approx(theirs[key], rel=1e-6, abs=1e-7), key
+        assert mine["tokens"] == theirs["tokens"]  # both count the whole global batch
+    assert "eval/retain_prob" in multi_rows[-1]
+
+
 def test_two_cpu_processes_match_one_process(tiny_model_dir, tmp_path, monkeypatch) -> None:
     multi = two_processes(tiny_model_dir, tmp_path / "multi")
     accum = single(tiny_model_dir, tmp_path / "accum", monkeypatch, batch_size=2, grad_accum=2)
@@ -81,15 +92,7 @@ def test_two_cpu_processes_match_one_process(tiny_model_dir, tmp_path, monkeypat
     gap = sum(float((m[k] - w[k]).pow(2).sum()) for k in w) ** 0.5
     assert update > 0.01 and gap <= 1e-3 * update
 
-    # Only the main process wrote the log (3 rows, not 6), with losses averaged over processes.
-    multi_rows, accum_rows = rows(multi), rows(accum)
-    assert [r["step"] for r in multi_rows] == [1, 2, 3]
-    for mine, theirs in zip(multi_rows, accum_rows, strict=True):
-        for key in ("loss", "forget_loss", "retain_loss", "eval/retain_prob"):
-            if key in theirs:
-                assert mine[key] == pytest.approx(theirs[key], rel=1e-6, abs=1e-7), key
-        assert mine["tokens"] == theirs["tokens"]  # both count the whole global batch
-    assert "eval/retain_prob" in multi_rows[-1]
+    assert_same_log(rows(multi), rows(accum))
 
 
 def test_global_batch_is_split_into_the_same_micro_batches(tiny_model_and_tokenizer) -> None:

@@ -40,9 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; errors are one line and exit status 2."""
     argv = sys.argv[1:] if argv is None else argv
     from unlearn_bench import numerics
+    from unlearn_bench.train.distributed import check_launch
 
     try:
         numerics.pin()  # before anything imports torch: its kernels are chosen at first use
+        check_launch()  # a launcher setup this machine cannot train with stops here, in one line
     except UnlearnBenchError as exc:
         print(f"unlearn-bench: error: {exc}", file=sys.stderr)
         return 2

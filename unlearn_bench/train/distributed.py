@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from unlearn_bench.errors import UnlearnBenchError
+
 
 def world_size() -> int:
     """Number of processes the launcher started (1 when run directly)."""
@@ -42,6 +44,40 @@ def force_cpu() -> bool:
     import torch
 
     return not torch.cuda.is_available()
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "false").strip().lower() in ("true", "1", "yes")
+
+
+def check_launch() -> None:
+    """Refuse, in one line, a launcher setup that cannot train on this machine.
+
+    Called by the CLI before any work. Launchers pass their config down as environment
+    variables (``ACCELERATE_USE_DEEPSPEED``, ``ACCELERATE_USE_FSDP``, ``FSDP_*``), so this
+    reads those; it imports torch only when one of them asks for DeepSpeed or FSDP.
+    """
+    deepspeed, fsdp = _flag("ACCELERATE_USE_DEEPSPEED"), _flag("ACCELERATE_USE_FSDP")
+    if not (deepspeed or fsdp):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    if deepspeed:
+        import importlib.util
+
+        missing = "" if importlib.util.find_spec("deepspeed") else " and the deepspeed package"
+        raise UnlearnBenchError(
+            f"DeepSpeed needs CUDA GPUs{missing}: this machine has no CUDA device; on CPU "
+            "use configs/accelerate/fsdp_cpu.yaml (FSDP) or torchrun (DDP), see "
+            "configs/accelerate/README.md"
+        )
+    if _flag("FSDP_SYNC_MODULE_STATES"):
+        raise UnlearnBenchError(
+            "FSDP on CPU needs fsdp_sync_module_states: false (torch's FSDP cannot sync module "
+            "states on CPU); use configs/accelerate/fsdp_cpu.yaml"
+        )
 
 
 def state() -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -97,6 +98,8 @@ def make_accelerator(cfg: TrainConfig) -> Any:
     accelerator = Accelerator(
         gradient_accumulation_steps=cfg.grad_accum, cpu=force_cpu(), kwargs_handlers=[ddp]
     )
+    if force_cpu() and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        _enable_fsdp_on_cpu(accelerator)
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if plugin is not None:  # no DataLoader is prepared, so DeepSpeed needs the size stated
         plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
@@ -251,3 +254,23 @@ def train(
 def batch_tokens(batch: UnlearnBatch) -> int:
     """Non-pad tokens of every part of a micro-batch."""
     return sum(int(p.attention_mask.sum()) for p in batch.parts.values())
+
+
+def _enable_fsdp_on_cpu(accelerator: Any) -> None:
+    """Turn on FSDP for a multi-CPU launch that asked for it (accelerate 1.16 ignores it there).
+
+    accelerate enables FSDP only for GPU-like devices; on CPU it keeps the plugin out and wraps
+    the model in DDP, silently. torch's FSDP itself trains on CPU with gloo (checked against one
+    process in tests/integration/test_multiprocess_fsdp.py), so set the state accelerate would.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    if accelerator.state.distributed_type != DistributedType.MULTI_CPU:
+        return
+    accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin()
+    # Both shared states: accelerate copies PartialState's fields into AcceleratorState
+    # whenever it builds one, which would quietly turn this back into DDP.
+    for state in (PartialState(), accelerator.state):
+        state.distributed_type = DistributedType.FSDP
+        state.device = torch.device("cpu")

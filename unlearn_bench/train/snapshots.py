@@ -30,6 +30,30 @@ def params_sharded(accelerator: Any) -> bool:
     return plugin is not None and plugin.zero_stage == 3
 
 
+def _fsdp1_on_cpu(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is wrapped by FSDP1 with its (sharded) parameters on the CPU."""
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    if not isinstance(model, FSDP):
+        return False
+    return next(model.parameters()).device.type == "cpu"
+
+
+def _fsdp1_cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The full state dict of an FSDP1 model on CPU processes, gathered on rank 0.
+
+    accelerate's ``get_state_dict`` asks FSDP to offload the gathered tensors to the CPU; with
+    torch 2.13 that crashes rank 0 (SIGSEGV) when the parameters already live on the CPU, so
+    gather without the offload. Every process must call this; only rank 0 gets the tensors.
+    """
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    config = FullStateDictConfig(offload_to_cpu=False, rank0_only=True)
+    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, config):
+        return model.state_dict()
+
+
 def kept_dir(work_dir: Path) -> Path:
     """Where a failed run's last good checkpoint goes: beside the work folder, never inside it.
 
@@ -61,7 +85,9 @@ class Snapshots:
     def _gather(self) -> dict[str, torch.Tensor] | None:
         """The full state dict on the main process (None elsewhere); every process calls it."""
         acc = self.accelerator
-        if self.sharded:
+        if self.sharded and _fsdp1_on_cpu(self.model):
+            state = _fsdp1_cpu_state_dict(self.model)
+        elif self.sharded:
             state = acc.get_state_dict(self.model)
         else:
             state = acc.unwrap_model(self.model).state_dict()
