@@ -93,6 +93,33 @@ def build_vllm_tiny_model(path: Path, seed: int = 0, tied: bool = True) -> Path:
     return path
 
 
+def build_lora_checkpoint(base_dir: Path, path: Path, seed: int = 1) -> Path:
+    """A LoRA stage's folder layout over ``base_dir``: merged weights plus ``adapter/`` (random B,
+    so the adapter changes the outputs), with the base's tokenizer files."""
+    import peft
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    lora = peft.get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base_dir),
+        peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"],
+                        init_lora_weights=False),
+    )  # fmt: skip
+    lora.save_pretrained(path / "adapter")
+    lora.merge_and_unload().save_pretrained(path)
+    config = path / "adapter" / "adapter_config.json"
+    config.write_text(
+        config.read_text().replace(
+            '"base_model_name_or_path": null', f'"base_model_name_or_path": "{base_dir}"'
+        )
+    )
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (base_dir / name).is_file():
+            (path / name).write_bytes((base_dir / name).read_bytes())
+    return path
+
+
 if __name__ == "__main__":
     # `python tests/tiny_model.py DIR`: the same tiny model for CI's regression protocol.
     import sys

@@ -117,32 +117,13 @@ def test_rerun_with_vllm_backend_makes_no_forward_pass(model_dir, tmp_path):
 
 
 def test_lora_adapter_applied_unmerged_matches_merged_hf(model_dir, tmp_path):
-    peft = pytest.importorskip("peft", reason="peft is not installed")
-    import torch
-    from transformers import AutoModelForCausalLM
+    pytest.importorskip("peft", reason="peft is not installed")
+    from tiny_model import build_lora_checkpoint
 
     from unlearn_bench.backends.hf import HFBackend
     from unlearn_bench.backends.vllm import VLLMBackend
 
-    torch.manual_seed(1)
-    base = AutoModelForCausalLM.from_pretrained(model_dir)
-    lora = peft.get_peft_model(
-        base,
-        peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"],
-                        init_lora_weights=False),  # random B: the adapter changes outputs
-    )  # fmt: skip
-    checkpoint = tmp_path / "ckpt"
-    lora.save_pretrained(checkpoint / "adapter")
-    merged = lora.merge_and_unload()
-    merged.save_pretrained(checkpoint)  # the layout a LoRA stage writes
-    (checkpoint / "adapter" / "adapter_config.json").write_text(
-        (checkpoint / "adapter" / "adapter_config.json")
-        .read_text()
-        .replace('"base_model_name_or_path": null', f'"base_model_name_or_path": "{model_dir}"')
-    )
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        if (model_dir / name).is_file():
-            (checkpoint / name).write_bytes((model_dir / name).read_bytes())
+    checkpoint = build_lora_checkpoint(model_dir, tmp_path / "ckpt", seed=1)
     hf_merged = HFBackend(str(checkpoint), progress=False)
     hf_base = HFBackend(str(model_dir), progress=False)
     requests = _score_requests(hf_merged)

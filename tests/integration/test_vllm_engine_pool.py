@@ -6,7 +6,9 @@ leaves the LM head computing with the old model's packed weights) and two with u
 in, and an untied model (another config) gets a new engine. Outside it, a fresh engine per model
 gives the reference outputs: prompt log-probs and greedy texts must be equal exactly.
 
-Marked ``vllm`` (deselected by default); four engine starts, about 1.5 minutes on 2 CPU cores.
+Two LoRA adapters over one base share the base's engine, each with its own adapter id.
+
+Marked ``vllm`` (deselected by default); six engine starts, about 3 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -120,3 +122,26 @@ def test_identity_is_the_models_own(model_dirs):
     with shared_engines():
         shared = VLLMBackend(model_dirs["tied_b"], progress=False).identity()
     assert shared == plain and shared["model_path"] == str(Path(model_dirs["tied_b"]))
+
+
+def test_lora_adapters_share_the_base_engine(model_dirs, tmp_path):
+    """Two adapters over one base: the second reuses the engine (no swap) and gets its own id."""
+    pytest.importorskip("peft", reason="peft is not installed")
+    from tiny_model import build_lora_checkpoint
+
+    from unlearn_bench.backends.vllm import VLLMBackend
+    from unlearn_bench.backends.vllm_pool import shared_engines
+
+    base = Path(model_dirs["tied_a"])
+    ckpts = [build_lora_checkpoint(base, tmp_path / f"lora{s}", seed=s) for s in (1, 2)]
+    settings = {"lora_adapters": True}
+    got, events = [], []
+    with shared_engines():
+        for ckpt in ckpts:
+            backend = VLLMBackend(str(ckpt), vllm=settings, progress=False)
+            got.append(_answers(backend)[0])
+            events.append(_events(dict(backend.stats.extra)))
+    assert events == [{"vllm_engine_started": 1}, {"vllm_engine_reused": 1}]
+    with VLLMBackend(str(ckpts[1]), vllm=settings, progress=False) as fresh:
+        assert _answers(fresh)[0] == got[1]  # not the first adapter's (a stale id would give it)
+    assert got[0] != got[1]
