@@ -98,8 +98,8 @@ check: setup
 	$(BIN)/ruff format --check unlearn_bench tests
 	$(BIN)/mypy unlearn_bench
 
-# Every benchmark, or those named: make bench BENCH=tofu_suite. The whole-suite one takes hours
-# with backend hf; BENCH_SUITE=tofu_forget01:default,... picks its cases (bench/bench_tofu_suite.py).
+# Every benchmark, or those named: make bench BENCH=eval_suites. The whole-suite one takes hours
+# with backend hf; BENCH_SUITE=tofu_forget01:default,... picks its cases (bench/bench_eval_suites.py).
 BENCH ?=
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH)

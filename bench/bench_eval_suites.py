@@ -1,19 +1,21 @@
-"""Whole TOFU suites, measured whole: ``unlearn-bench eval`` on the base default model, no cache.
+"""Whole evaluation suites, measured whole: ``unlearn-bench eval`` on the base default model.
 
-Each case is one ``(task, backend)`` pair run as its own process (the real CLI, the real
+Each case is one ``(task, backend)`` pair (TOFU, MUSE-News, the LLMU scenarios) run as its own
+process (the real CLI, the real
 records), on the base SmolLM2-135M-Instruct with ``--no-cache``. The phase breakdown comes from
 the run record (``stages.evaluate.backend_stats.seconds``: load, engine start, log-probs,
 gradient norms, generation, scoring); "other" is the command's wall time minus those phases
 (start-up, data, the rest). Peak memory is the child process's (vLLM's engine process is its
-own and not counted). Each case's runs accumulate in ``bench/results/tofu_suite.json``, so a
+own and not counted). Each case's runs accumulate in ``bench/results/eval_suites.json``, so a
 second run is reported beside the first, never over it.
 
-    BENCH_SUITE=tofu_forget01:auto,tofu_forget10:auto python -m bench.run tofu_suite
+    BENCH_SUITE=tofu_forget10:default,llmu_harmful:default python -m bench.run eval_suites
 
 ``BENCH_LIMIT=N`` cuts every set to N items (a smoke check; recorded in the command).
 ``BENCH_SUITE`` picks cases (default: forget01 and forget10 with ``hf`` and the default
 backend; hf takes hours). ``vllm`` alone cannot run TOFU (it has no vocabulary statistics or
-gradients): such a case is recorded as not applicable, with the reason.
+gradients): such a case is recorded as not applicable, with the reason. ``BENCH_DATA`` is the
+shared data folder (default ``../shared/data``).
 """
 
 from __future__ import annotations
@@ -28,25 +30,36 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results" / "tofu_suite.json"
-DATA = Path(os.environ.get("BENCH_TOFU_DATA", ROOT.parent / "shared" / "data" / "tofu"))
+OUT = ROOT / "bench" / "results" / "eval_suites.json"
+DATA = Path(os.environ.get("BENCH_DATA", ROOT.parent / "shared" / "data"))
+# Where each task family reads its local copy under DATA (as the configs/ files do).
+DATA_SUBDIR = {"tofu_": "tofu", "muse_news": "muse_news", "llmu_": "."}
 # open-unlearning's whole TOFU forget01 evaluation of SmolLM2-135M on this kind of machine
 # (2 CPU cores, fp32), as measured for issue 19.
 OPEN_UNLEARNING_FORGET01_S = 3409
 DEFAULT_CASES = "tofu_forget01:default,tofu_forget01:hf,tofu_forget10:default,tofu_forget10:hf"
 NOT_APPLICABLE = {
-    "vllm": "backend vllm alone cannot run TOFU: no vocabulary statistics or gradients",
+    ("tofu_", "vllm"): "backend vllm alone cannot run TOFU: no vocabulary statistics or gradients",
 }
+
+
+def data_dir(task: str) -> Path:
+    """The task's local data folder under DATA."""
+    sub = next((d for prefix, d in DATA_SUBDIR.items() if task.startswith(prefix)), None)
+    if sub is None:
+        raise ValueError(f"no local data folder known for task {task!r}")
+    return (DATA / sub).resolve()
 
 
 def run_case(task: str, backend: str) -> dict:
     """One whole-suite evaluation in a fresh process; its wall time and phases."""
-    if backend in NOT_APPLICABLE:
-        return {"not_applicable": NOT_APPLICABLE[backend]}
+    for (prefix, name), why in NOT_APPLICABLE.items():
+        if task.startswith(prefix) and backend == name:
+            return {"not_applicable": why}
     with tempfile.TemporaryDirectory() as tmp:
         argv = [
             sys.executable, "-m", "unlearn_bench", "eval", "--task", task,
-            "--model", "smollm2-135m", "--data-dir", str(DATA), "--no-cache",
+            "--model", "smollm2-135m", "--data-dir", str(data_dir(task)), "--no-cache",
             "--runs-dir", tmp, "--run-id", "bench",
         ]  # fmt: skip
         if backend != "default":
