@@ -67,8 +67,10 @@ def run_case(task: str, backend: str) -> dict:
         if os.environ.get("BENCH_LIMIT"):  # a smoke check of the harness, not a suite
             argv += ["--limit", os.environ["BENCH_LIMIT"]]
         start = time.perf_counter()
-        subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
+        if done.returncode != 0:  # said in the results, and the other cases still run
+            return {"failed": f"exit {done.returncode} after {wall:.0f} s: {' '.join(argv[1:])}"}
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         (header_path,) = Path(tmp, "bench").glob("*/header.json")
         header = json.loads(header_path.read_text())
@@ -98,9 +100,9 @@ def run() -> dict:
         limit = os.environ.get("BENCH_LIMIT")
         key = f"{task}:{backend}" + (f":limit{limit}" if limit else "")  # never mixed with whole
         entry = previous.setdefault(key, {"runs": []})
-        if "not_applicable" in result:
+        if "not_applicable" in result or "failed" in result:
             entry.update(result)
-            lines.append(f"{key} n/a")
+            lines.append(f"{key} {'n/a' if 'not_applicable' in result else 'FAILED'}")
             continue
         entry["runs"].append(result)
         walls = [r["wall_s"] for r in entry["runs"]]
@@ -109,6 +111,8 @@ def run() -> dict:
                 round(OPEN_UNLEARNING_FORGET01_S / w, 2) for w in walls
             ]
         lines.append(f"{key} " + "/".join(f"{w:.0f}" for w in walls) + " s")
+        # Saved after every case: an interrupted series keeps the cases it finished.
+        OUT.write_text(json.dumps({"cases": previous}, indent=2) + "\n")
     return {
         "open_unlearning_forget01_s": OPEN_UNLEARNING_FORGET01_S,
         "cases": previous,
