@@ -104,6 +104,7 @@ def run() -> dict:
             entry.update(result)
             lines.append(f"{key} {'n/a' if 'not_applicable' in result else 'FAILED'}")
             continue
+        entry.pop("failed", None)  # an earlier failure is superseded by this run
         entry["runs"].append(result)
         walls = [r["wall_s"] for r in entry["runs"]]
         if task == "tofu_forget01" and not limit:
