@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearn_bench import __version__
-from unlearn_bench.backends import hf_scoring, hf_vision
+from unlearn_bench.backends import hf_gradnorm, hf_scoring, hf_vision
 from unlearn_bench.backends.base import (
     BACKENDS,
     BackendStats,
@@ -171,6 +171,22 @@ def load_model_and_tokenizer(
     return model.to(device).eval(), tokenizer  # type: ignore[arg-type]
 
 
+# How closely the activation-gradient norms must match the direct ones on a model's first
+# gradient request (both are float32 gradients; only the order of summation differs).
+GHOST_RTOL = 1e-5
+
+
+def _agree(direct: TokenScores, ghost: TokenScores) -> bool:
+    """Whether both gradient norms of ``ghost`` match ``direct`` to GHOST_RTOL."""
+    pairs = [
+        (direct.grad_norm, ghost.grad_norm),
+        (direct.grad_norm_mean_param, ghost.grad_norm_mean_param),
+    ]
+    return all(
+        a is not None and b is not None and abs(a - b) <= GHOST_RTOL * abs(a) for a, b in pairs
+    )
+
+
 @BACKENDS.register("hf")
 class HFBackend:
     """Implements every capability: logprobs, generate, vocab_stats and grad."""
@@ -210,6 +226,7 @@ class HFBackend:
         # because bench/bench_tofu_eval.py measured it faster on CPU, and off where unsupported.
         self.share_prefix = share_prefix and hf_scoring.can_share_prefix(self.model)
         self._identity: dict[str, Any] | None = None
+        self._ghost: bool | None = None  # gradient norms without weight gradients: not yet checked
 
     def _load(
         self, model_object: Any, tokenizer_object: Any, trust_remote_code: bool, allow_pickle: bool
@@ -323,12 +340,35 @@ class HFBackend:
             for i in tqdm(
                 with_grad, desc="gradient norms", disable=not self.progress or len(with_grad) < 4
             ):
-                results[i] = hf_scoring.score_with_grad(
-                    self.model, encoded[i], requests[i].vocab_stats, self.device
-                )
+                results[i] = self._score_with_grad(encoded[i], requests[i].vocab_stats)
                 self.stats.forward_batches += 1
         self.stats.scored_requests += len(requests)
         return [r for r in results if r is not None]
+
+    def _score_with_grad(self, item: tuple[list[int], list[int]], vocab_stats: bool) -> TokenScores:
+        """Gradient norms the fast way (``hf_gradnorm``) once it has matched the direct way.
+
+        The first gradient request of each model runs both; the fast path is used from then on
+        only if both norms agree to GHOST_RTOL. The run record counts the checks, any
+        rejection and the requests each path answered (``backend_stats.extra``).
+        """
+        extra = self.stats.extra
+        if self._ghost is None:
+            direct = hf_scoring.score_with_grad(self.model, item, vocab_stats, self.device)
+            self._ghost = hf_gradnorm.supports_ghost(self.model) and _agree(
+                direct,
+                hf_scoring.score_with_grad(self.model, item, vocab_stats, self.device, ghost=True),
+            )
+            extra["grad_norm_ghost_checked"] = extra.get("grad_norm_ghost_checked", 0) + 1
+            if not self._ghost and hf_gradnorm.supports_ghost(self.model):
+                extra["grad_norm_ghost_rejected"] = extra.get("grad_norm_ghost_rejected", 0) + 1
+            extra["grad_norms_direct"] = extra.get("grad_norms_direct", 0) + 1
+            return direct
+        key = "grad_norms_ghost" if self._ghost else "grad_norms_direct"
+        extra[key] = extra.get(key, 0) + 1
+        return hf_scoring.score_with_grad(
+            self.model, item, vocab_stats, self.device, ghost=self._ghost
+        )
 
     def _score_plain(
         self,

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from unlearn_bench.backends.base import TokenScores
+from unlearn_bench.backends.hf_gradnorm import ghost_norms
 from unlearn_bench.errors import UnlearnBenchError
 
 Item = tuple[list[int], list[int]]  # (context ids, continuation ids)
@@ -151,38 +152,52 @@ def score_shared(
     return out
 
 
-def score_with_grad(model: Any, item: Item, vocab_stats: bool, device: torch.device) -> TokenScores:
+def score_with_grad(
+    model: Any, item: Item, vocab_stats: bool, device: torch.device, ghost: bool = False
+) -> TokenScores:
     """One request with autograd: token scores plus the gradient norm of the mean NLL.
 
     GradNorm (Wang et al. 2024, arXiv 2402.17012; SPEC: "norm of the gradient of the NLL"):
     ``grad_norm`` is the L2 norm over all trainable parameters together; ``grad_norm_mean_param``
     is the mean of each parameter tensor's L2 norm, what open-unlearning / mimir compute.
-    Gradients are cleared before and after, so the model's own state is untouched.
+    ``ghost`` takes the norms from activations and output gradients (``hf_gradnorm``) instead
+    of forming every weight gradient; the same numbers up to float rounding. Gradients are
+    cleared before and after, so the model's own state is untouched.
     """
     ctx, cont = item
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise UnlearnBenchError("GradNorm needs trainable parameters; the model has none")
-    model.zero_grad(set_to_none=True)
     ids = torch.tensor([ctx + cont], device=device)
     # The LM head (a fifth of SmolLM2's weights) runs, forward and backward, only on the
     # positions that predict the continuation; the prompt's rows add nothing to the loss.
     keep = {"logits_to_keep": len(cont) + 1} if supports_logits_to_keep(model) else {}
-    with torch.enable_grad():
+
+    def run_loss() -> tuple[torch.Tensor, torch.Tensor]:
         out = model(input_ids=ids, **keep).logits[0]
         start = len(ctx) - 1 - (ids.shape[1] - out.shape[0])  # 0 when the head was cut
         logits = out[start : start + len(cont)]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         target = torch.tensor(cont, device=device)
-        nll = -logprobs.gather(-1, target.unsqueeze(-1)).mean()
-        nll.backward()
-    # float64 norms without a float64 copy of every gradient (the same numbers, less memory).
-    norms = [
-        torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64).item()
-        for p in params
-        if p.grad is not None
-    ]
-    model.zero_grad(set_to_none=True)
+        return -logprobs.gather(-1, target.unsqueeze(-1)).mean(), logits
+
+    squares = None
+    if ghost:
+        logits, squares = ghost_norms(model, run_loss)
+    if squares is None or None in squares:  # direct: every weight gradient formed
+        model.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            nll, logits = run_loss()
+            nll.backward()
+        # float64 norms without a float64 copy of every gradient (the same numbers, less memory)
+        norms = [
+            torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64).item()
+            for p in params
+            if p.grad is not None
+        ]
+        model.zero_grad(set_to_none=True)
+    else:
+        norms = [math.sqrt(s) for s in squares]
     scores = scores_from_logits(logits.detach(), cont, vocab_stats)
     return TokenScores(
         scores.logprobs,
