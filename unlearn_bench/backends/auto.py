@@ -102,11 +102,7 @@ class AutoBackend:
         computed it. The failure is printed and recorded in ``routing``, never hidden.
         """
         try:
-            self.fast._engine()
-            # One token through the engine: some failures (a head size vLLM's CPU attention
-            # lacks) show only on the first forward pass, and must show before routing is fixed.
-            self.fast._run([{"prompt_token_ids": [0]}], _one_token(), "warm-up")
-            self.fast.stats.forward_batches = 0
+            self.fast.warm_up()  # one token: some failures show only on the first forward pass
         except UnlearnBenchError as exc:
             self.fast.close()
             self.fast = None
@@ -213,12 +209,6 @@ class AutoBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _one_token() -> Any:
-    from vllm import SamplingParams
-
-    return SamplingParams(max_tokens=1, temperature=0.0, detokenize=False)
 
 
 def why_hf_only(model: str, revision: str | None, trust_remote_code: bool) -> str | None:

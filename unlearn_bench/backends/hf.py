@@ -352,23 +352,26 @@ class HFBackend:
         only if both norms agree to GHOST_RTOL. The run record counts the checks, any
         rejection and the requests each path answered (``backend_stats.extra``).
         """
-        extra = self.stats.extra
         if self._ghost is None:
             direct = hf_scoring.score_with_grad(self.model, item, vocab_stats, self.device)
-            self._ghost = hf_gradnorm.supports_ghost(self.model) and _agree(
-                direct,
-                hf_scoring.score_with_grad(self.model, item, vocab_stats, self.device, ghost=True),
-            )
-            extra["grad_norm_ghost_checked"] = extra.get("grad_norm_ghost_checked", 0) + 1
-            if not self._ghost and hf_gradnorm.supports_ghost(self.model):
-                extra["grad_norm_ghost_rejected"] = extra.get("grad_norm_ghost_rejected", 0) + 1
-            extra["grad_norms_direct"] = extra.get("grad_norms_direct", 0) + 1
+            self._ghost = False
+            if hf_gradnorm.supports_ghost(self.model):
+                fast = hf_scoring.score_with_grad(
+                    self.model, item, vocab_stats, self.device, ghost=True
+                )
+                self._ghost = _agree(direct, fast)
+                self._count("grad_norm_ghost_checked")
+                if not self._ghost:
+                    self._count("grad_norm_ghost_rejected")
+            self._count("grad_norms_direct")
             return direct
-        key = "grad_norms_ghost" if self._ghost else "grad_norms_direct"
-        extra[key] = extra.get(key, 0) + 1
+        self._count("grad_norms_ghost" if self._ghost else "grad_norms_direct")
         return hf_scoring.score_with_grad(
             self.model, item, vocab_stats, self.device, ghost=self._ghost
         )
+
+    def _count(self, key: str) -> None:
+        self.stats.extra[key] = self.stats.extra.get(key, 0) + 1
 
     def _score_plain(
         self,

@@ -328,7 +328,7 @@ class VLLMBackend:
     def _run(self, prompts: list[Any], params: Any, what: str) -> list[Any]:
         """One engine call over every request (vLLM batches them); errors become one line."""
         llm = self._engine()
-        phase = {"scoring": "logprobs", "generation": "generate"}.get(what, "engine_start")
+        phase = {"scoring": "logprobs", "generation": "generate", "warm-up": "engine_start"}[what]
         with engine.watch_interrupts() as watch, self.stats.timed(phase):
             try:
                 outputs = llm.generate(
@@ -351,6 +351,18 @@ class VLLMBackend:
                 raise error from None
         self.stats.forward_batches += 1
         return list(outputs)
+
+    def warm_up(self) -> None:
+        """Start the engine and run one token through it, counted as engine start.
+
+        Some failures (a head size vLLM's CPU attention lacks) show only on the first forward
+        pass; this makes them show now, as a one-line UnlearnBenchError.
+        """
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, detokenize=False)
+        self._run([{"prompt_token_ids": [0]}], params, "warm-up")
+        self.stats.forward_batches -= 1  # not a pass over any request
 
     def close(self) -> None:
         """Stop this backend's own engine (idempotent); a shared one stays for the next model."""
