@@ -229,12 +229,14 @@ def why_hf_only(model: str, revision: str | None, trust_remote_code: bool) -> st
         resolved = resolve_model(base, revision)
     from transformers import AutoConfig
 
-    archs = (
-        AutoConfig.from_pretrained(
+    try:
+        config = AutoConfig.from_pretrained(
             resolved.load_path, revision=resolved.revision, trust_remote_code=trust_remote_code
-        ).architectures
-        or []
-    )
+        )
+    except OSError as exc:  # the same one line as the HF and vLLM loaders give
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnlearnBenchError(f"cannot load model {model!r}: {first}") from None
+    archs = config.architectures or []
     from vllm.model_executor.models import ModelRegistry
 
     unsupported = sorted(set(archs) - set(ModelRegistry.get_supported_archs()))
