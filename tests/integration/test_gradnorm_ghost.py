@@ -1,9 +1,11 @@
 """Gradient norms from activations and output gradients (hf_gradnorm) = autograd's own.
 
 The expected norms come from ``torch.autograd.grad`` of transformers' shifted cross-entropy
-over the answer labels (an independent route), for a tied and an untied tiny Llama. The HF
-backend's first gradient request checks the fast path against the direct one; a fast path
-that disagrees is rejected and counted.
+over the answer labels (an independent route), for a tied and an untied tiny Llama: the
+one-item fast path and the HF backend's (batched, ``hf_gradbatch``; more in
+test_gradnorm_batched.py). The backend's first gradient batch checks the batched path against
+the direct one on its longest and shortest item (a path that disagrees on one row is rejected:
+test_gradnorm_batched.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import pytest
 import torch
 
-from unlearn_bench.backends import hf_gradnorm
+from unlearn_bench.backends import hf_scoring
 from unlearn_bench.backends.base import Message, ScoreRequest
 from unlearn_bench.backends.hf import HFBackend
 
@@ -48,41 +50,30 @@ def _requests(backend: HFBackend) -> list[ScoreRequest]:
     ]
 
 
-def test_fast_norms_equal_autograd_norms(backend) -> None:
-    tied = backend.model.lm_head.weight is backend.model.model.embed_tokens.weight
-    assert tied == (backend.model.config.tie_word_embeddings is True)
-    requests = _requests(backend)
-    scores = backend.logprobs(requests)
-    extra = backend.stats.extra
-    # The first request ran both paths and the fast one agreed; the others took the fast one.
-    assert extra["grad_norm_ghost_checked"] == 1 and "grad_norm_ghost_rejected" not in extra
-    assert extra["grad_norms_ghost"] == len(requests) - 1
-    for req, got in zip(requests, scores, strict=True):
+def test_one_item_fast_norms_equal_autograd_norms(backend) -> None:
+    for req in _requests(backend):
+        item = backend._encode_request(req)
+        got = hf_scoring.score_with_grad(backend.model, item, False, backend.device, ghost=True)
         norms = _autograd_norms(backend, req.context, req.continuation)
         assert got.grad_norm == pytest.approx(math.sqrt(sum(n * n for n in norms)), rel=1e-5)
         assert got.grad_norm_mean_param == pytest.approx(sum(norms) / len(norms), rel=1e-5)
     assert all(p.grad is None and p.requires_grad for p in backend.model.parameters())
 
 
-def test_a_fast_path_that_disagrees_is_rejected(tmp_path, monkeypatch) -> None:
-    from tiny_model import build_vllm_tiny_model
-
-    build_vllm_tiny_model(tmp_path / "m", seed=4)
-    backend = HFBackend(str(tmp_path / "m"), progress=False)
-    real = hf_gradnorm.ghost_norms
-
-    def off_by_a_little(model, run_loss):
-        extra, squares = real(model, run_loss)
-        return extra, [s * (1 + 1e-3) for s in squares]
-
-    monkeypatch.setattr("unlearn_bench.backends.hf_scoring.ghost_norms", off_by_a_little)
+def test_backend_norms_equal_autograd_norms(backend) -> None:
+    tied = backend.model.lm_head.weight is backend.model.model.embed_tokens.weight
+    assert tied == (backend.model.config.tie_word_embeddings is True)
     requests = _requests(backend)
     scores = backend.logprobs(requests)
     extra = backend.stats.extra
-    assert extra["grad_norm_ghost_rejected"] == 1 and "grad_norms_ghost" not in extra
-    assert extra["grad_norms_direct"] == len(requests)
-    norms = _autograd_norms(backend, requests[1].context, requests[1].continuation)
-    assert scores[1].grad_norm == pytest.approx(math.sqrt(sum(n * n for n in norms)), rel=1e-5)
+    # One batch: its longest and shortest item ran both paths and agreed; the third is batched.
+    assert extra["grad_norm_ghost_checked"] == 2 and "grad_norm_ghost_rejected" not in extra
+    assert extra["grad_norms_ghost"] == len(requests) - 2
+    for req, got in zip(requests, scores, strict=True):
+        norms = _autograd_norms(backend, req.context, req.continuation)
+        assert got.grad_norm == pytest.approx(math.sqrt(sum(n * n for n in norms)), rel=1e-5)
+        assert got.grad_norm_mean_param == pytest.approx(sum(norms) / len(norms), rel=1e-5)
+    assert all(p.grad is None and p.requires_grad for p in backend.model.parameters())
 
 
 def test_model_types_outside_the_list_use_the_direct_path(tmp_path, monkeypatch) -> None:

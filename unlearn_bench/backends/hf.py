@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearn_bench import __version__
-from unlearn_bench.backends import hf_gradnorm, hf_scoring, hf_vision
+from unlearn_bench.backends import hf_gradbatch, hf_gradnorm, hf_scoring, hf_vision
 from unlearn_bench.backends.base import (
     BACKENDS,
     BackendStats,
@@ -28,6 +28,7 @@ from unlearn_bench.backends.base import (
     apply_stops,
     render_chat,
 )
+from unlearn_bench.backends.hf_scoring import Item
 from unlearn_bench.errors import UnlearnBenchError
 from unlearn_bench.models import ResolvedModel, resolve_model, tokenizer_hash, weights_hash
 
@@ -174,6 +175,8 @@ def load_model_and_tokenizer(
 # How closely the activation-gradient norms must match the direct ones on a model's first
 # gradient request (both are float32 gradients; only the order of summation differs).
 GHOST_RTOL = 1e-5
+# A batched gradient pass holds about batch_size rows of this many tokens.
+GRAD_TOKENS_PER_ROW = 64
 
 
 def _agree(direct: TokenScores, ghost: TokenScores) -> bool:
@@ -227,6 +230,8 @@ class HFBackend:
         self.share_prefix = share_prefix and hf_scoring.can_share_prefix(self.model)
         self._identity: dict[str, Any] | None = None
         self._ghost: bool | None = None  # gradient norms without weight gradients: not yet checked
+        # Tokens (rows x widest row) per batched gradient pass; measured in docs/performance.md.
+        self.grad_batch_tokens = batch_size * GRAD_TOKENS_PER_ROW
 
     def _load(
         self, model_object: Any, tokenizer_object: Any, trust_remote_code: bool, allow_pickle: bool
@@ -334,44 +339,88 @@ class HFBackend:
             self._score_plain([i for i in rest if i not in in_shared], encoded, requests, results)
             self._score_shared(shared, encoded, requests, results)
         with_grad = [i for i, req in enumerate(requests) if req.grad_norm]
-        # One forward and backward pass each (a per-example gradient norm): minutes on a full
-        # suite, so it gets its own progress bar.
-        with self.stats.timed("grad_norms"):
-            for i in tqdm(
-                with_grad, desc="gradient norms", disable=not self.progress or len(with_grad) < 4
-            ):
-                results[i] = self._score_with_grad(encoded[i], requests[i].vocab_stats)
-                self.stats.forward_batches += 1
+        # Several items per forward and backward pass once the batched path has matched the
+        # direct one (hf_gradbatch); minutes on a full suite, so it has its own progress bar.
+        batches = hf_gradbatch.plan_grad_batches(
+            [encoded[i] for i in with_grad], self.grad_batch_tokens, self.batch_size
+        )
+        bar = tqdm(
+            total=len(with_grad),
+            desc="gradient norms",
+            disable=not self.progress or len(batches) < 4,
+        )
+        with self.stats.timed("grad_norms"), bar:
+            for batch in batches:
+                rows = [with_grad[k] for k in batch]
+                items = [encoded[i] for i in rows]
+                flags = [requests[i].vocab_stats for i in rows]
+                for i, scores in zip(rows, self._score_with_grad(items, flags), strict=True):
+                    results[i] = scores
+                bar.update(len(rows))
         self.stats.scored_requests += len(requests)
         return [r for r in results if r is not None]
 
-    def _score_with_grad(self, item: tuple[list[int], list[int]], vocab_stats: bool) -> TokenScores:
-        """Gradient norms the fast way (``hf_gradnorm``) once it has matched the direct way.
+    def _score_with_grad(self, items: list[Item], flags: list[bool]) -> list[TokenScores]:
+        """Gradient norms of one batch, batched (``hf_gradbatch``) once it matched the direct way.
 
-        The first gradient request of each model runs both; the fast path is used from then on
-        only if both norms agree to GHOST_RTOL. The run record counts the checks, any
-        rejection and the requests each path answered (``backend_stats.extra``).
+        The model's first gradient batch runs the batched path and, for its longest and its
+        shortest item (the one with the most padding), the direct one; the batched path is used
+        from then on only if every norm agrees to GHOST_RTOL. The run record counts the checks,
+        any rejection and the requests each path answered (``backend_stats.extra``).
         """
         if self._ghost is None:
-            direct = hf_scoring.score_with_grad(self.model, item, vocab_stats, self.device)
-            self._ghost = False
-            if hf_gradnorm.supports_ghost(self.model):
-                fast = hf_scoring.score_with_grad(
-                    self.model, item, vocab_stats, self.device, ghost=True
-                )
-                self._ghost = _agree(direct, fast)
-                self._count("grad_norm_ghost_checked")
-                if not self._ghost:
-                    self._count("grad_norm_ghost_rejected")
-            self._count("grad_norms_direct")
-            return direct
-        self._count("grad_norms_ghost" if self._ghost else "grad_norms_direct")
-        return hf_scoring.score_with_grad(
-            self.model, item, vocab_stats, self.device, ghost=self._ghost
-        )
+            return self._check_batched(items, flags)
+        if self._ghost:
+            batched = hf_gradbatch.score_batch_with_grad(
+                self.model, items, flags, self._pad_id(), self.device
+            )
+            if batched is not None:
+                self.stats.forward_batches += 1
+                self._count("grad_norms_ghost", len(items))
+                self._count("grad_norm_batches")
+                return batched
+            self._ghost = False  # a module ran twice on this input: direct from now on
+            self._count("grad_norm_ghost_unusable")
+        return [self._direct(item, flag) for item, flag in zip(items, flags, strict=True)]
 
-    def _count(self, key: str) -> None:
-        self.stats.extra[key] = self.stats.extra.get(key, 0) + 1
+    def _check_batched(self, items: list[Item], flags: list[bool]) -> list[TokenScores]:
+        """The first gradient batch: the batched path against the direct one."""
+        checked = sorted({0, len(items) - 1})
+        direct = {k: self._direct(items[k], flags[k]) for k in checked}
+        self._ghost = False
+        batched = None
+        if hf_gradnorm.supports_ghost(self.model):
+            batched = hf_gradbatch.score_batch_with_grad(
+                self.model, items, flags, self._pad_id(), self.device
+            )
+            self.stats.forward_batches += 1
+            self._ghost = batched is not None and all(
+                _agree(direct[k], batched[k]) for k in checked
+            )
+            self._count("grad_norm_ghost_checked", len(checked))
+            if not self._ghost:
+                self._count("grad_norm_ghost_rejected")
+        if not self._ghost or batched is None:
+            rest = {
+                k: self._direct(items[k], flags[k]) for k in range(len(items)) if k not in direct
+            }
+            return [direct[k] if k in direct else rest[k] for k in range(len(items))]
+        self._count("grad_norms_ghost", len(items) - len(checked))
+        return [direct[k] if k in direct else batched[k] for k in range(len(items))]
+
+    def _direct(self, item: Item, flag: bool) -> TokenScores:
+        """One item, every weight gradient formed: the reference path."""
+        self.stats.forward_batches += 1
+        self._count("grad_norms_direct")
+        return hf_scoring.score_with_grad(self.model, item, flag, self.device)
+
+    def _pad_id(self) -> int:
+        """The id that fills padding (masked out, so its value changes no number)."""
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.stats.extra[key] = self.stats.extra.get(key, 0) + n
 
     def _score_plain(
         self,

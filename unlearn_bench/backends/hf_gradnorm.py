@@ -38,7 +38,7 @@ def supports_ghost(model: Any) -> bool:
     return getattr(getattr(model, "config", None), "model_type", None) in GHOST_MODEL_TYPES
 
 
-class _Recorder:
+class GradRecorder:
     """Forward hooks that keep each linear layer's input and output gradient for one pass."""
 
     def __init__(self, model: nn.Module, ghost: set[int]) -> None:
@@ -72,6 +72,7 @@ class _Recorder:
         return leaf
 
     def remove(self) -> None:
+        """Detach the hooks."""
         for handle in self.handles:
             handle.remove()
 
@@ -79,6 +80,34 @@ class _Recorder:
 def _gram_inner(a: torch.Tensor, g: torch.Tensor) -> float:
     """<A A^T, G G^T> for A [T, in], G [T, out]: ||G^T A||_F^2 without forming G^T A."""
     return float((a @ a.T).double().mul_((g @ g.T).double()).sum())
+
+
+def ghost_ids(model: nn.Module, params: list[nn.Parameter]) -> set[int]:
+    """Ids of those ``params`` that are linear weights and biases or embedding weights."""
+    ghost = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Linear, nn.Embedding))}
+    ghost |= {
+        id(m.bias) for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None
+    }
+    return ghost & {id(p) for p in params}
+
+
+def backward_without(run_loss: Any, frozen: list[nn.Parameter], hooks: list[Any]) -> Any:
+    """``run_loss()``'s loss differentiated with ``frozen`` out of autograd; its extra.
+
+    The parameters are restored and the recorders' hooks removed even if the pass fails.
+    """
+    try:
+        for p in frozen:
+            p.requires_grad_(False)
+        with torch.enable_grad():
+            loss, extra = run_loss()
+            loss.backward()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        for recorder in hooks:
+            recorder.remove()
+    return extra
 
 
 def ghost_norms(model: nn.Module, run_loss: Any) -> tuple[Any, list[float]]:
@@ -89,24 +118,10 @@ def ghost_norms(model: nn.Module, run_loss: Any) -> tuple[Any, list[float]]:
     (a module called more than once), so the caller uses the direct path instead.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    ghost = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Linear, nn.Embedding))}
-    ghost |= {
-        id(m.bias) for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None
-    }
-    ghost &= {id(p) for p in params}
-    frozen = [p for p in params if id(p) in ghost]
-    recorder = _Recorder(model, ghost)
+    ghost = ghost_ids(model, params)
+    recorder = GradRecorder(model, ghost)
     model.zero_grad(set_to_none=True)
-    try:
-        for p in frozen:
-            p.requires_grad_(False)
-        with torch.enable_grad():
-            loss, extra = run_loss()
-            loss.backward()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-        recorder.remove()
+    extra = backward_without(run_loss, [p for p in params if id(p) in ghost], [recorder])
     if any(n != 1 for n in recorder.calls.values()):
         model.zero_grad(set_to_none=True)
         return extra, [None] * len(params)  # type: ignore[list-item]
@@ -122,7 +137,7 @@ def ghost_norms(model: nn.Module, run_loss: Any) -> tuple[Any, list[float]]:
     return extra, out
 
 
-def _squared_norms(model: nn.Module, rec: _Recorder, ghost: set[int]) -> dict[int, float]:
+def _squared_norms(model: nn.Module, rec: GradRecorder, ghost: set[int]) -> dict[int, float]:
     """Squared norm per ghost parameter (by id), tied LM head and embedding together."""
     squares: dict[int, float] = {}
     heads: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # weight id -> (H, G) of a Linear

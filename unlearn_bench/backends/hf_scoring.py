@@ -9,7 +9,8 @@ the argmax, plus optional extras (``TokenScores``). Three ways to get there:
   after one question. The prompts of a few questions run once, left-padded, with ``use_cache``;
   their KV cache is repeated per continuation and the continuations run on top. Same positions
   and same attention as the plain path, so the same numbers up to float rounding.
-- **gradient**: one request at a time with autograd on, for the GradNorm attack.
+- **gradient**: one request at a time with autograd on, for the GradNorm attack (the reference;
+  ``hf_gradbatch`` answers several per pass once it has matched this one).
 
 Attention masks come from lengths, never from ``input_ids != pad_id`` (SPEC pitfall 1).
 """
@@ -63,18 +64,24 @@ def supports_logits_to_keep(model: Any) -> bool:
         return False
 
 
+def right_padded(items: list[Item], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Context + continuation rows, right-padded: ids and the attention mask (from lengths)."""
+    lengths = [len(c) + len(a) for c, a in items]
+    ids = torch.full((len(items), max(lengths)), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), max(lengths)), dtype=torch.long)
+    for row, (ctx, cont) in enumerate(items):
+        ids[row, : lengths[row]] = torch.tensor(ctx + cont)
+        mask[row, : lengths[row]] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def score_plain(
     model: Any, items: list[Item], stats: list[bool], pad_id: int, device: torch.device
 ) -> list[TokenScores]:
     """One right-padded batch of context + continuation rows."""
-    lengths = [len(c) + len(a) for c, a in items]
-    width = max(lengths)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, (ctx, cont) in enumerate(items):
-        ids[row, : lengths[row]] = torch.tensor(ctx + cont)
-        mask[row, : lengths[row]] = 1
+    ids, mask = right_padded(items, pad_id)
+    width = ids.shape[1]
     # Logits at position t predict token t+1; the first needed position is min(len(ctx)) - 1.
     first = min(len(c) for c, _ in items) - 1
     kwargs = {"logits_to_keep": width - first} if supports_logits_to_keep(model) else {}
