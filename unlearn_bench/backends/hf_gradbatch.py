@@ -182,7 +182,7 @@ def _ghost_squares(
         for b in range(keep.shape[0]):
             real = keep[b].bool()
             tokens, where = torch.unique(ids[b][real], return_inverse=True)
-            rows = torch.zeros(len(tokens), d3.shape[-1], dtype=torch.float64)
+            rows = torch.zeros(len(tokens), d3.shape[-1], dtype=torch.float64, device=d3.device)
             rows.index_add_(0, where, d3[b][real].double())  # each token's row of dL_b/dE
             pad = getattr(module, "padding_idx", None)
             if pad is not None:  # nn.Embedding never updates its padding row

@@ -156,7 +156,7 @@ def _squared_norms(model: nn.Module, rec: GradRecorder, ghost: set[int]) -> dict
             continue
         d = leaf.grad.reshape(-1, leaf.shape[-1])
         tokens, where = torch.unique(ids.reshape(-1), return_inverse=True)
-        rows = torch.zeros(len(tokens), d.shape[-1], dtype=torch.float64)
+        rows = torch.zeros(len(tokens), d.shape[-1], dtype=torch.float64, device=d.device)
         rows.index_add_(0, where, d.double())  # each token's row of dL/dE
         pad = getattr(module, "padding_idx", None)
         if pad is not None:  # nn.Embedding never updates its padding row: its gradient is 0
