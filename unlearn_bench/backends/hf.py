@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from unlearn_bench import __version__
-from unlearn_bench.backends import hf_gradbatch, hf_gradnorm, hf_scoring, hf_vision
+from unlearn_bench.backends import hf_generate, hf_gradbatch, hf_gradnorm, hf_scoring, hf_vision
 from unlearn_bench.backends.base import (
     BACKENDS,
     BackendStats,
@@ -212,6 +212,7 @@ class HFBackend:
         tokenizer_object: Any = None,
         progress: bool = True,
         share_prefix: bool = True,
+        shrink_greedy: bool = True,
     ) -> None:
         self.resolved = resolve_model(model, revision)
         self.device = pick_device(device)
@@ -228,6 +229,9 @@ class HFBackend:
         # Score continuations that share a context on one KV cache (see hf_scoring); kept on
         # because bench/bench_tofu_eval.py measured it faster on CPU, and off where unsupported.
         self.share_prefix = share_prefix and hf_scoring.can_share_prefix(self.model)
+        # Greedy batches drop finished rows (hf_generate); the text is plain generate's, so this
+        # is not part of identity(). Off where the model's generation config could differ.
+        self.shrink_greedy = shrink_greedy and hf_generate.can_shrink(self.model)
         self._identity: dict[str, Any] | None = None
         self._ghost: bool | None = None  # gradient norms without weight gradients: not yet checked
         # Tokens (rows x widest row) per batched gradient pass; measured in docs/performance.md.
@@ -527,12 +531,22 @@ class HFBackend:
                 f"max length {self.max_length}"
             )
         pad = self.tokenizer.pad_token_id
+        eos = self.tokenizer.eos_token_id
+        self.stats.forward_batches += 1
+        if params.temperature <= 0 and self.shrink_greedy and eos is not None:
+            self._count("generate_batches_shrinking")
+            new_tokens = hf_generate.greedy_shrinking(
+                self.model,
+                prompts,
+                params.max_new_tokens,
+                pad,
+                [eos],
+                self.device,
+                self.stats.extra,
+            )
+            return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         # Left padding so every row's next token is at the same position.
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
+        ids, mask = hf_generate.left_pad(prompts, pad)
         sampling = params.temperature > 0
         if sampling:
             torch.manual_seed(params.seed)
@@ -545,10 +559,17 @@ class HFBackend:
             top_p=params.top_p if sampling else None,
             top_k=None,
             pad_token_id=pad,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=eos,
         )
-        self.stats.forward_batches += 1
         new_tokens = output[:, width:]
+        self._count("generate_batches_plain")
+        # Every row takes part in every forward pass of plain generate (one per new token).
+        self.stats.extra["generate_forward_rows"] = (
+            self.stats.extra.get("generate_forward_rows", 0) + new_tokens.numel()
+        )
+        self.stats.extra["generate_forward_steps"] = (
+            self.stats.extra.get("generate_forward_steps", 0) + new_tokens.shape[1]
+        )
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
     def close(self) -> None:
