@@ -48,7 +48,8 @@ def can_shrink(model: Any) -> bool:
     """Whether greedy decoding of ``model`` with row dropping matches its plain ``generate``.
 
     Needs a decoder-only model whose forward takes ``position_ids``, ``past_key_values`` and
-    ``logits_to_keep``, and a generation config that adds no logits processor to greedy search.
+    ``logits_to_keep``, that generate would give a dynamic cache, and a generation config that
+    adds no logits processor to greedy search.
     """
     import inspect
 
@@ -58,9 +59,15 @@ def can_shrink(model: Any) -> bool:
     params = inspect.signature(model.forward).parameters
     if not {"position_ids", "past_key_values", "logits_to_keep"} <= params.keys():
         return False
+    # Hybrid and recurrent models cannot use generate's default DynamicCache.
+    supports_dynamic = getattr(model, "_supports_default_dynamic_cache", None)
+    if supports_dynamic is not None and not supports_dynamic():
+        return False
     gen = getattr(model, "generation_config", None)
     if gen is None:
         return True
+    if getattr(gen, "cache_implementation", None) not in (None, "dynamic"):
+        return False
     defaults = type(gen)()
     return all(getattr(gen, f, None) == getattr(defaults, f, None) for f in _PROCESSOR_FIELDS)
 
@@ -98,7 +105,7 @@ def greedy_shrinking(
     positions = (full_mask.cumsum(-1) - 1).masked_fill(full_mask == 0, 0).to(device)
     # generate drops an all-ones mask (no padding) before the first forward; so do we.
     mask: torch.Tensor | None = None if bool((full_mask == 1).all()) else full_mask.to(device)
-    cache = DynamicCache(config=model.config)
+    cache = DynamicCache(config=model.config.get_text_config(decoder=True))  # as generate builds it
     eos = torch.tensor(eos_ids, dtype=torch.long, device=device)
     out_tokens = torch.full((len(prompts), max_new_tokens), pad_id, dtype=torch.long)
     live = torch.arange(len(prompts))  # the original row of each row still in the batch
