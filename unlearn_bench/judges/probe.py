@@ -11,8 +11,11 @@ runs with no download, named ``probe`` wherever its verdicts appear. Labelled se
 
 The PKU and HaluEval sets keep only prompts in the ``JUDGE`` hash buckets, which are disjoint
 from the forget and unseen-evaluation buckets of the scenarios (:mod:`unlearn_bench.data.llmu`),
-so the probe never trains on an evaluated prompt. 20% of the labelled set (stratified) is held
-out and the probe's accuracy on it goes into the judge's identity.
+so the probe never trains on an evaluated prompt. About 20% of the labelled set's prompts (by a
+salted hash of the prompt, see :func:`heldout_prompt`) are held out with all their rows, so no
+prompt is on both sides: a row split would put one response of a PKU v0 pair or a HaluEval
+question in training and its partner in the held-out part. The probe's held-out accuracy and
+balanced accuracy go into the judge's identity (the latter is its validity figure).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from unlearn_bench.judges import SCORERS, ScoreItem, Scorer, ScorerContext
 from unlearn_bench.judges.embed import MINILM, Embedder
 from unlearn_bench.paths import atomic_write_json, cache_dir
 
-VERSION = 1
+VERSION = 2  # 2: held-out split by prompt (1 split rows, stratified)
 
 
 def probe_text(question: str, response: str) -> str:
@@ -86,21 +89,35 @@ def balance(
     return out
 
 
-def train_probe(features: Any, labels: list[int], seed: int, c: float) -> dict[str, Any]:
-    """Fit scikit-learn LogisticRegression on 80%, report accuracy on the stratified 20%."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
+def heldout_prompt(question: str, seed: int) -> bool:
+    """Whether ``question`` is held out: sha256 of ``probe-heldout/<seed>/<question>`` % 5 == 0."""
+    digest = hashlib.sha256(f"probe-heldout/{seed}/{question}".encode()).hexdigest()
+    return int(digest, 16) % 5 == 0
 
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, labels, test_size=0.2, random_state=seed, stratify=labels
-    )
-    clf = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
+
+def train_probe(
+    features: Any, labels: list[int], questions: list[str], seed: int, c: float
+) -> dict[str, Any]:
+    """Fit scikit-learn LogisticRegression on the kept prompts' rows, score the held-out ones."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+
+    held = np.array([heldout_prompt(q, seed) for q in questions], dtype=bool)
+    y = np.asarray(labels)
+    for name, mask in (("training", ~held), ("held-out", held)):
+        if set(y[mask].tolist()) != {0, 1}:
+            raise UnlearnBenchError(f"probe: the {name} part of the split by prompt lacks a "
+                                    "label; the labelled set has too few prompts")  # fmt: skip
+    clf = LogisticRegression(C=c, max_iter=2000).fit(features[~held], y[~held])
+    predicted = clf.predict(features[held])
     return {
         "coef": clf.coef_[0].tolist(),
         "intercept": float(clf.intercept_[0]),
-        "heldout_accuracy": float(clf.score(x_test, y_test)),
-        "n_train": len(y_train),
-        "n_heldout": len(y_test),
+        "heldout_accuracy": float(np.mean(predicted == y[held])),
+        "heldout_balanced_accuracy": float(balanced_accuracy_score(y[held], predicted)),
+        "n_train": int((~held).sum()),
+        "n_heldout": int(held.sum()),
     }
 
 
@@ -135,7 +152,8 @@ class ProbeJudge(Scorer):
             self.model = json.loads(path.read_text())
         else:
             features = self.embedder.encode([probe_text(q, r) for q, r, _ in rows])
-            self.model = train_probe(features, [label for _, _, label in rows], seed, c)
+            labels, questions = [row[2] for row in rows], [row[0] for row in rows]
+            self.model = train_probe(features, labels, questions, seed, c)
             atomic_write_json(path, self.model)
         self.recipe = recipe
 
@@ -147,8 +165,11 @@ class ProbeJudge(Scorer):
             "labelled_rows_sha256": self.recipe["rows"],
             "embedder_sha256": self.embedder.info["weights_sha256"],
             "threshold": self.threshold,
+            "heldout_split": "by prompt: sha256(probe-heldout/<seed>/<prompt>) mod 5 == 0",
             "heldout_accuracy": self.model["heldout_accuracy"],
+            "heldout_balanced_accuracy": self.model["heldout_balanced_accuracy"],
             "n_train": self.model["n_train"],
+            "n_heldout": self.model["n_heldout"],
         }
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Any]]:
