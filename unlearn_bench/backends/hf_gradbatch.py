@@ -80,13 +80,17 @@ def _owners(model: nn.Module, params: list[nn.Parameter]) -> dict[nn.Module, lis
     return found
 
 
-def _rows(t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """[B, T', ...] -> [B, T', features] with the positions outside ``keep`` set to zero.
+def _rows(t: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, T', ...] -> [B, T', features] in float32; positions outside ``keep`` set to zero.
 
     A module may see only the last T' positions of the batch (the LM head under
-    ``logits_to_keep``): ``keep`` [B, T] is cut to them.
+    ``logits_to_keep``): ``keep`` [B, T] is cut to them. Output gradients are masked (they are
+    zero at padding anyway); inputs need not be: padding's activations are finite (each pad
+    attends to its row's tokens) and meet a zero gradient in every product.
     """
     t = t.reshape(t.shape[0], t.shape[1], -1).float()
+    if keep is None:
+        return t
     return t * keep[:, keep.shape[1] - t.shape[1] :, None].to(t.dtype)
 
 
@@ -100,7 +104,7 @@ def _compact(a: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 
     A position whose G row is zero adds nothing to <A A^T, G G^T>, so this changes no number;
     it keeps the LM head's Gram matrices to the positions that predict the continuation (the
-    prompt's positions are in the batch only because other rows need them). Inputs are masked.
+    prompt's positions are in the batch only because other rows need them).
     """
     support = g.ne(0).any(-1)  # [B, T']
     counts = support.sum(1)
@@ -166,7 +170,7 @@ def _ghost_squares(
         g = rec.out_grads.get(module)
         if g is None:  # the output did not reach the loss: zero gradient
             continue
-        a3, g3 = _compact(_rows(a, keep), _rows(g, keep))
+        a3, g3 = _compact(_rows(a), _rows(g, keep))
         weight = id(module.weight)
         _add(squares, weight, _batched_square(a3, g3))
         heads[weight] = (a3, g3)
@@ -236,14 +240,19 @@ def score_batch_with_grad(
     def run_loss() -> tuple[torch.Tensor, list[torch.Tensor]]:
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits
         offset = width - out.shape[1]
-        total, kept = out.new_zeros((), dtype=torch.float32), []
+        # One log-softmax and one gather for the batch: per-row slices of the logits would each
+        # send a zero-filled gradient of the whole logits tensor back through autograd.
+        targets = torch.zeros(out.shape[:2], dtype=torch.long)
+        weights = torch.zeros(out.shape[:2], dtype=torch.float32)
+        kept = []
         for row, (ctx, cont) in enumerate(items):
             start = len(ctx) - 1 - offset
-            logits = out[row, start : start + len(cont)]
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            target = torch.tensor(cont, device=logits.device)
-            total = total + -logprobs.gather(-1, target.unsqueeze(-1)).mean()
-            kept.append(logits)
+            targets[row, start : start + len(cont)] = torch.tensor(cont)
+            weights[row, start : start + len(cont)] = 1.0 / len(cont)  # the item's own mean
+            kept.append(out[row, start : start + len(cont)])
+        logprobs = torch.log_softmax(out.float(), dim=-1)
+        picked = logprobs.gather(-1, targets.to(out.device).unsqueeze(-1)).squeeze(-1)
+        total = -(picked * weights.to(out.device)).sum()
         return total, kept
 
     logits, squares = batch_ghost_norms(model, run_loss, mask.to(device))
