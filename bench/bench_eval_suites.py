@@ -15,7 +15,9 @@ second run is reported beside the first, never over it.
 ``BENCH_SUITE`` picks cases (default: forget01 and forget10 with ``hf`` and the default
 backend; hf takes hours). ``vllm`` alone cannot run TOFU (it has no vocabulary statistics or
 gradients): such a case is recorded as not applicable, with the reason. ``BENCH_DATA`` is the
-shared data folder (default ``../shared/data``).
+shared data folder (default ``../shared/data``). ``BENCH_KEEP_RUNS=DIR`` keeps each case's run
+folder under DIR (``<task>-<backend>-<time>``), so two backends' samples and results can be
+compared afterwards; by default they go to a temporary folder.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def run_case(task: str, backend: str) -> dict:
     for (prefix, name), why in NOT_APPLICABLE.items():
         if task.startswith(prefix) and backend == name:
             return {"not_applicable": why}
-    with tempfile.TemporaryDirectory() as tmp:
+    keep = os.environ.get("BENCH_KEEP_RUNS")
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(Path(keep, f"{task}-{backend}-{time.strftime('%H%M%S')}")) if keep else scratch
         argv = [
             sys.executable, "-m", "unlearn_bench", "eval", "--task", task,
             "--model", "smollm2-135m", "--data-dir", str(data_dir(task)), "--no-cache",
