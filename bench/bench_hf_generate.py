@@ -105,7 +105,7 @@ def _plain_model(backend: Any, requests: list[Any], **extra: Any) -> list[str]:
     import torch
 
     from unlearn_bench.backends.base import apply_stops
-    from unlearn_bench.backends.hf_generate import left_pad
+    from unlearn_bench.backends.hf_scoring import left_padded as left_pad
 
     tok = backend.tokenizer
     encoded = [tok(r.prompt, add_special_tokens=r.add_special_tokens).input_ids for r in requests]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from unlearn_bench.backends import hf_generate
+from unlearn_bench.backends import hf_generate, hf_scoring
 from unlearn_bench.backends.base import GenerateRequest
 from unlearn_bench.backends.hf import HFBackend
 
@@ -42,7 +42,7 @@ def varied(tiny_model_dir):
 def _plain(model, tokenizer, prompts, eos, **sampling):
     """New tokens from plain ``model.generate`` on one left-padded batch of ``prompts``."""
     encoded = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
-    ids, mask = hf_generate.left_pad(encoded, tokenizer.pad_token_id)
+    ids, mask = hf_scoring.left_padded(encoded, tokenizer.pad_token_id)
     with torch.no_grad():
         out = model.generate(
             input_ids=ids,

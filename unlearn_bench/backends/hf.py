@@ -546,7 +546,7 @@ class HFBackend:
             )
             return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         # Left padding so every row's next token is at the same position.
-        ids, mask = hf_generate.left_pad(prompts, pad)
+        ids, mask = hf_scoring.left_padded(prompts, pad)
         sampling = params.temperature > 0
         if sampling:
             torch.manual_seed(params.seed)

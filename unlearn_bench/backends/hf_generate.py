@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from unlearn_bench.backends.hf_scoring import left_padded
+
 # Generation-config fields that add a logits processor or stopping rule to greedy ``generate``
 # beyond the end token and max_new_tokens; a model whose config sets one keeps plain generate.
 _PROCESSOR_FIELDS = (
@@ -72,17 +74,6 @@ def can_shrink(model: Any) -> bool:
     return all(getattr(gen, f, None) == getattr(defaults, f, None) for f in _PROCESSOR_FIELDS)
 
 
-def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts right-aligned in one ``[rows, width]`` id tensor, and their 0/1 attention mask."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        mask[row, width - len(prompt) :] = 1
-    return ids, mask
-
-
 @torch.no_grad()
 def greedy_shrinking(
     model: Any,
@@ -101,7 +92,7 @@ def greedy_shrinking(
     """
     from transformers import DynamicCache
 
-    ids, full_mask = left_pad(prompts, pad_id)
+    ids, full_mask = left_padded(prompts, pad_id)
     positions = (full_mask.cumsum(-1) - 1).masked_fill(full_mask == 0, 0).to(device)
     # generate drops an all-ones mask (no padding) before the first forward; so do we.
     mask: torch.Tensor | None = None if bool((full_mask == 1).all()) else full_mask.to(device)

@@ -75,6 +75,17 @@ def right_padded(items: list[Item], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
+def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts right-aligned in one ``[rows, width]`` id tensor, and their 0/1 attention mask."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def score_plain(
     model: Any, items: list[Item], stats: list[bool], pad_id: int, device: torch.device
@@ -118,12 +129,7 @@ def score_shared(
     generation; position ids count real tokens only, so each row sees exactly the positions
     it would see alone.
     """
-    widest = max(len(ctx) for ctx, _ in groups)
-    ids = torch.full((len(groups), widest), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(groups), widest), dtype=torch.long)
-    for g, (ctx, _) in enumerate(groups):
-        ids[g, widest - len(ctx) :] = torch.tensor(ctx)
-        mask[g, widest - len(ctx) :] = 1
+    ids, mask = left_padded([ctx for ctx, _ in groups], pad_id)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     prefix = model(
         input_ids=ids.to(device),
