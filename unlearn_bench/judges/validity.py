@@ -44,3 +44,30 @@ def withheld_reason(metric_key: str, entry: dict[str, Any], bar: float = MIN_VAL
         if value < bar:
             return f"withheld: judge {slot[7:]} {key} {value:.2f} < {bar:.2f}"
     return ""
+
+
+def judge_text(entry: dict[str, Any]) -> str:
+    """The judges and scorers behind a result, each with its validity figure when it has one.
+
+    ``slot: name [on model] [with embedder] [, trained on labelled set] [, key value (n = held-out
+    rows)]``, joined by
+    "; ". A table prints each distinct text once, so a reader sees which judge made its numbers
+    and how well that judge agreed with held-out labels without opening a run record.
+    """
+    parts = []
+    for slot in sorted(k for k in entry if k.startswith("scorer:")):
+        identity = entry[slot] or {}
+        text = f"{slot[7:]}: {identity.get('judge', 'unnamed judge')}"
+        if identity.get("model"):
+            text += f" on {identity['model']}"
+        if identity.get("embedder"):
+            text += f" with {identity['embedder']}"
+        if identity.get("labelled"):
+            text += f", trained on {identity['labelled']}"
+        figure = validity_figure(identity)
+        if figure is not None:
+            text += f", {figure[0]} {figure[1]:.3f}"
+            if isinstance(identity.get("n_heldout"), int):
+                text += f" (n = {identity['n_heldout']})"
+        parts.append(text)
+    return "; ".join(parts)

@@ -271,6 +271,11 @@ def to_markdown(
         if row.note
     ]
     notes += [f"- scale: published {m.name} x {m.scale:g}" for m in table.metrics if m.scale != 1]
+    compared = [line["row"].metrics.get(m.ours) for line in lines if line["row"]
+                for m in table.metrics if m.ours]  # fmt: skip
+    judges = sorted({cell.judge for cell in compared if cell and cell.judge})
+    if judges:
+        notes.append("- our judges: " + "; ".join(judges))
     if src.notes:
         notes.append(f"- source: {src.notes}")
     if any(row.unverified for row in table.rows):

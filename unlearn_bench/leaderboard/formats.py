@@ -35,6 +35,11 @@ COLLAPSED_NOTE = (
     "rank it."
 )
 
+JUDGES_NOTE = (
+    "Judges and scorers in this table (a judge's rate is shown only when its measured validity "
+    "figure is at least 0.80, else withheld with the reason):"
+)
+
 
 def fmt(value: Any) -> str:
     """Four decimals, or three significant digits for tiny magnitudes (p-values like 1e-21)."""
@@ -79,6 +84,9 @@ def _footer(rows: list[Row], columns: list[Column]) -> list[str]:
     methods = sorted({c.ci_method for r in rows for c in r.metrics.values() if c.ci_method})
     if methods:
         lines.append("Interval methods in this table: " + "; ".join(methods) + ".")
+    judges = sorted({c.judge for r in rows for c in r.metrics.values() if c.judge})
+    if judges:
+        lines.append(JUDGES_NOTE + " " + "; ".join(judges) + ".")
     if any(r.collapsed for r in rows):
         lines.append(COLLAPSED_NOTE)
     if len({(r.task, r.task_fingerprint) for r in rows}) > len({r.task for r in rows}):
@@ -250,6 +258,7 @@ def to_json(rows: list[Row]) -> str:
                         "version": c.version,
                         "higher_is_better": c.higher_is_better,
                         "note": c.note,
+                        **({"judge": c.judge} if c.judge else {}),
                     }
                     for k, c in r.metrics.items()
                 },

@@ -60,6 +60,7 @@ class Cell:
     ci: tuple[float, float] | None = None
     note: str = ""
     ci_method: str = ""  # how ``ci`` was computed (leaderboard.intervals)
+    judge: str = ""  # the judges / scorers behind the number (``validity.judge_text``)
 
 
 @dataclass
@@ -160,12 +161,12 @@ def _identity(header: dict[str, Any], task: str) -> str:
 
 
 def _entry_cell(entry: dict[str, Any], name: str = "") -> Cell:
-    from unlearn_bench.judges.validity import withheld_reason
+    from unlearn_bench.judges.validity import judge_text, withheld_reason
 
     reason = withheld_reason(name, entry)
     if reason:  # a verdict judge without a passing validity figure: no number at all
         hib, version = entry.get("higher_is_better"), entry.get("version")
-        return Cell(None, None, entry.get("n"), hib, version, note=reason)
+        return Cell(None, None, entry.get("n"), hib, version, note=reason, judge=judge_text(entry))
     ci = entry.get("ci")
     if ci is None and entry.get("ci_low") is not None and entry.get("ci_high") is not None:
         ci = (entry["ci_low"], entry["ci_high"])
@@ -178,6 +179,7 @@ def _entry_cell(entry: dict[str, Any], name: str = "") -> Cell:
         ci=tuple(ci) if ci is not None else None,  # type: ignore[arg-type]
         note=entry.get("note") or "",
         ci_method=entry.get("ci_method") or "",
+        judge=judge_text(entry),
     )
 
 
@@ -282,6 +284,7 @@ def rows_from_records(records: list[RunRecord]) -> list[Row]:
                 cell = _run_cell(group[0], col, samples)
             else:
                 cell = _over_seeds(group, range_info(col))
+                cell.judge = "; ".join(sorted({c.judge for c in group if c.judge}))
             withheld = [c for c in group if c.note.startswith("withheld")]
             if withheld:  # one seed's judge fails the bar: the row's number is withheld
                 cell = withheld[0]
