@@ -49,10 +49,9 @@ def withheld_reason(metric_key: str, entry: dict[str, Any], bar: float = MIN_VAL
 def judge_text(entry: dict[str, Any]) -> str:
     """The judges and scorers behind a result, each with its validity figure when it has one.
 
-    ``slot: name [on model] [with embedder] [, trained on labelled set] [, key value (n = held-out
-    rows)]``, joined by
-    "; ". A table prints each distinct text once, so a reader sees which judge made its numbers
-    and how well that judge agreed with held-out labels without opening a run record.
+    Each reads ``slot: name [on model] [with embedder] [, trained on set] [, key value (n = k)]``,
+    joined by "; ". A table prints each distinct text once, so a reader sees which judge made
+    its numbers and how well that judge agreed with held-out labels without opening a run record.
     """
     parts = []
     for slot in sorted(k for k in entry if k.startswith("scorer:")):

@@ -15,6 +15,7 @@ import json
 import math
 from typing import Any
 
+from unlearn_bench.judges.validity import MIN_VALIDITY
 from unlearn_bench.leaderboard.rows import Cell, Column, Row, columns_for, method_text
 
 LEGEND = (
@@ -37,7 +38,7 @@ COLLAPSED_NOTE = (
 
 JUDGES_NOTE = (
     "Judges and scorers in this table (a judge's rate is shown only when its measured validity "
-    "figure is at least 0.80, else withheld with the reason):"
+    f"figure is at least {MIN_VALIDITY:.2f}, else withheld with the reason):"
 )
 
 
